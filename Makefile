@@ -1,0 +1,47 @@
+# lakeport — every entry point. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+TOOLS_BIN   := $(CURDIR)/.tools/bin
+CHECKOV_VENV ?= .venv-checkov
+export PATH := $(TOOLS_BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
+
+PYTEST_ARGS ?=
+
+.PHONY: help install test lint schema validate
+
+help: ## list the targets
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml constraints.txt requirements-dev.in
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q uv==0.13.9
+	$(VENV)/bin/uv pip install -q --python $(PY) -c constraints.txt -r requirements-dev.in -e .
+	touch $@
+
+$(CHECKOV_VENV)/.installed: constraints-checkov.txt
+	# checkov lives in its own venv: it would downgrade boto3 in ours.
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q uv==0.13.9
+	$(CHECKOV_VENV)/bin/uv pip install -q --python $(CHECKOV_VENV)/bin/python -r constraints-checkov.txt
+	touch $@
+
+install: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## create .venv with the pinned set, fetch helm, install Postgres/Chromium if missing
+	python3 scripts/fetch-helm.py $(TOOLS_BIN)
+	bash scripts/install-system-deps.sh
+
+test: install ## install everything, then run the whole test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff, yamllint, shellcheck, hadolint
+	$(VENV)/bin/ruff check src tests scripts bench
+	$(VENV)/bin/yamllint -s platform-config .yamllint.yaml
+	$(VENV)/bin/shellcheck scripts/*.sh .ci/run
+
+validate: install ## validate every platform-config/*/platform.yaml
+	$(VENV)/bin/lakeport validate platform-config/*/platform.yaml
+
+schema: install ## regenerate charts/lakeport/values.schema.json and values.yaml from the platform model
+	$(VENV)/bin/lakeport schema --output charts/lakeport/values.schema.json --values-output charts/lakeport/values.yaml

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Debian packages the tests need: PostgreSQL server binaries (integration tests and
+# `make dev`) and Chromium + ChromeDriver (UI tests). Idempotent: installs only what is missing.
+set -euo pipefail
+
+missing=()
+[ -x /usr/lib/postgresql/15/bin/postgres ] || compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null; then
+  echo "install-system-deps: need these Debian packages: ${missing[*]} (run as root or install them yourself)" >&2
+  exit 1
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "install-system-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The Debian postgresql package starts a cluster of its own; the project runs its own servers.
+if [[ " ${missing[*]} " == *" postgresql "* ]] && command -v service >/dev/null; then
+  $SUDO service postgresql stop >/dev/null 2>&1 || true
+fi

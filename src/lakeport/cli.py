@@ -1,0 +1,60 @@
+"""The `lakeport` command."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from lakeport.config import PlatformFileError, load_platform
+from lakeport.schema import values_schema_json, values_yaml
+
+
+def _validate(args) -> int:
+    failed = False
+    for path in args.files:
+        try:
+            load_platform(path)
+        except PlatformFileError as exc:
+            failed = True
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+        else:
+            print(f"{path}: valid")
+    return 1 if failed else 0
+
+
+def _schema(args) -> int:
+    _write(args.output, values_schema_json())
+    if args.values_output:
+        _write(args.values_output, values_yaml())
+    return 0
+
+
+def _write(target: str, text: str) -> None:
+    if target == "-":
+        sys.stdout.write(text)
+    else:
+        Path(target).write_text(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lakeport", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    validate = commands.add_parser("validate", help="check platform.yaml files")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.set_defaults(run=_validate)
+
+    schema = commands.add_parser("schema", help="write the chart's values.schema.json")
+    schema.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
+    schema.add_argument("--values-output", help="also write the chart defaults (values.yaml)")
+    schema.set_defaults(run=_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,563 @@
+"""The platform model: the schema of `platform.yaml`.
+
+`platform.yaml` is both the Helm values file of charts/lakeport and the input of this
+package, so keys follow Helm's camelCase convention and unknown keys are errors (a typo
+must not be silently ignored). `values.schema.json` is generated from this model.
+Defaults here are the chart's defaults (`charts/lakeport/values.yaml` is generated too).
+"""
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from lakeport.quantities import _QUANTITY_RE, cpu_cores, is_quantity, memory_bytes
+
+DEFAULT_PROFILE = "transform"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+
+# --- value types -----------------------------------------------------------------------
+
+
+def _check_quantity(value):
+    if not is_quantity(value):
+        raise PydanticCustomError(
+            "quantity",
+            "must be a Kubernetes quantity such as 512Mi, 2Gi, 2 or 500m",
+        )
+    return value
+
+
+Quantity = Annotated[
+    str | int | float,
+    AfterValidator(_check_quantity),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _QUANTITY_RE.pattern},
+                {"type": "number", "minimum": 0},
+            ]
+        }
+    ),
+]
+
+_DNS_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DNS_SUBDOMAIN_RE = re.compile(rf"^{_DNS_LABEL}(?:\.{_DNS_LABEL})*$")
+_HOSTNAME_RE = re.compile(
+    r"^(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _check_k8s_name(value: str) -> str:
+    if len(value) > 253 or not _DNS_SUBDOMAIN_RE.match(value):
+        raise PydanticCustomError(
+            "k8s_name", "must be a Kubernetes name: lowercase letters, digits, '-' and '.'"
+        )
+    return value
+
+
+def _check_hostname(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if len(value) > 253 or not _HOSTNAME_RE.match(value):
+        raise PydanticCustomError("hostname", "must be a DNS hostname or an IP address")
+    return value
+
+
+def _check_bucket(value: str) -> str:
+    if not _BUCKET_RE.match(value) or ".." in value or _is_ip(value):
+        raise PydanticCustomError(
+            "bucket_name",
+            "must be an S3 bucket name: 3-63 lowercase letters, digits, '.' or '-', "
+            "starting and ending with a letter or digit",
+        )
+    return value
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return False
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PydanticCustomError("http_url", "must be an http:// or https:// URL")
+    if parts.password:
+        raise PydanticCustomError(
+            "literal_secret", "must not carry a password; use a Secret reference"
+        )
+    return value
+
+
+K8sName = Annotated[str, AfterValidator(_check_k8s_name)]
+Hostname = Annotated[str, AfterValidator(_check_hostname)]
+BucketName = Annotated[str, AfterValidator(_check_bucket)]
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+# --- building blocks -------------------------------------------------------------------
+
+
+class SecretRef(Model):
+    """A key of a Kubernetes Secret. Literal secret values are never accepted."""
+
+    secret_name: K8sName
+    key: Annotated[str, Field(min_length=1, pattern=r"^[-._a-zA-Z0-9]+$")]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_literal(cls, data):
+        if not isinstance(data, dict):
+            raise PydanticCustomError(
+                "literal_secret",
+                "must be a Secret reference {secretName, key}; literal secret values are "
+                "not allowed",
+            )
+        return data
+
+
+class Image(Model):
+    repository: Annotated[str, Field(min_length=1)]
+    tag: Annotated[str, Field(min_length=1, pattern=r"^[\w][\w.-]{0,127}$")]
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+
+
+class Images(Model):
+    lakeport: Image = Image(repository="lakeport", tag="0.1.0")
+    postgres: Image = Image(repository="postgres", tag="16.6-bookworm")
+    polaris: Image = Image(repository="apache/polaris", tag="1.2.0-incubating")
+    localstack: Image = Image(repository="localstack/localstack", tag="4.14.0")
+
+
+class ResourceList(Model):
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+
+
+def _check_limits_cover_requests(requests: ResourceList, limits: ResourceList) -> None:
+    for name, to_number in (("cpu", cpu_cores), ("memory", memory_bytes)):
+        request, limit = getattr(requests, name), getattr(limits, name)
+        if request is not None and limit is not None and to_number(request) > to_number(limit):
+            raise PydanticCustomError(
+                "limit_below_request",
+                "limits.{name} ({limit}) is below requests.{name} ({request})",
+                {"name": name, "limit": limit, "request": request},
+            )
+
+
+class Resources(Model):
+    requests: ResourceList = ResourceList()
+    limits: ResourceList = ResourceList()
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self):
+        _check_limits_cover_requests(self.requests, self.limits)
+        return self
+
+
+def _resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> Resources:
+    return Resources(
+        requests=ResourceList(cpu=cpu, memory=memory),
+        limits=ResourceList(cpu=cpu_limit, memory=memory_limit),
+    )
+
+
+# --- resource profiles ------------------------------------------------------------------
+
+
+class DuckDBOverrides(Model):
+    """Explicit DuckDB settings for a profile; anything unset is derived in the run pod."""
+
+    memory_limit_fraction: Annotated[float, Field(gt=0, lt=1)] | None = None
+    memory_limit: Quantity | None = None
+    threads: Annotated[int, Field(ge=1, le=1024)] | None = None
+    max_temp_directory_size: Quantity | None = None
+
+    @model_validator(mode="after")
+    def _one_memory_setting(self):
+        if self.memory_limit_fraction is not None and self.memory_limit is not None:
+            raise PydanticCustomError(
+                "duckdb_memory_twice",
+                "set memoryLimitFraction or memoryLimit, not both",
+            )
+        return self
+
+
+class ResourceProfile(Model):
+    """What one run pod gets: requests/limits, a spill volume, DuckDB settings."""
+
+    description: str = ""
+    requests: ResourceList
+    limits: ResourceList
+    spill_volume_size: Quantity = "10Gi"
+    duckdb: DuckDBOverrides = DuckDBOverrides()
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.limits.memory is None:
+            raise PydanticCustomError(
+                "memory_limit_required",
+                "limits.memory is required: DuckDB's memory limit is derived from it",
+            )
+        _check_limits_cover_requests(self.requests, self.limits)
+        limit = memory_bytes(self.limits.memory)
+        if self.duckdb.memory_limit is not None and memory_bytes(self.duckdb.memory_limit) >= limit:
+            raise PydanticCustomError(
+                "duckdb_over_pod",
+                "duckdb.memoryLimit ({value}) must be below limits.memory ({limit})",
+                {"value": self.duckdb.memory_limit, "limit": self.limits.memory},
+            )
+        temp = self.duckdb.max_temp_directory_size
+        if temp is not None and memory_bytes(temp) >= memory_bytes(self.spill_volume_size):
+            raise PydanticCustomError(
+                "spill_too_small",
+                "spillVolumeSize ({volume}) must be larger than duckdb.maxTempDirectorySize "
+                "({temp})",
+                {"volume": self.spill_volume_size, "temp": temp},
+            )
+        return self
+
+
+def _default_profiles() -> dict[str, ResourceProfile]:
+    return {
+        DEFAULT_PROFILE: ResourceProfile(
+            description="Default for dbt runs: a few GiB, DuckDB spills beyond that.",
+            requests=ResourceList(cpu="500m", memory="1Gi"),
+            limits=ResourceList(cpu="2", memory="2Gi"),
+            spill_volume_size="10Gi",
+        ),
+        "large": ResourceProfile(
+            description="Heavy transforms: more memory and threads, a bigger spill volume.",
+            requests=ResourceList(cpu="1", memory="4Gi"),
+            limits=ResourceList(cpu="4", memory="8Gi"),
+            spill_volume_size="50Gi",
+        ),
+    }
+
+
+# --- Dagster ------------------------------------------------------------------------------
+
+
+class Webserver(Model):
+    replicas: Annotated[int, Field(ge=1)] = 1
+    port: Port = 3000
+    log_level: LogLevel = "INFO"
+    resources: Resources = _resources("100m", "512Mi", "1", "1Gi")
+
+
+class Daemon(Model):
+    log_level: LogLevel = "INFO"
+    heartbeat_tolerance_seconds: Annotated[int, Field(ge=30)] = 300
+    resources: Resources = _resources("100m", "512Mi", "1", "1Gi")
+
+
+class UserCode(Model):
+    """The code location served over gRPC; webserver and daemon never import it."""
+
+    location_name: K8sName = "demo"
+    module: Annotated[str, Field(pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")] = (
+        "lakeport_demo.definitions"
+    )
+    port: Port = 4000
+    replicas: Annotated[int, Field(ge=1)] = 1
+    resources: Resources = _resources("100m", "512Mi", "1", "1Gi")
+
+
+class RunMonitoring(Model):
+    enabled: bool = True
+    start_timeout_seconds: Annotated[int, Field(ge=10)] = 300
+    cancel_timeout_seconds: Annotated[int, Field(ge=10)] = 180
+    max_resume_run_attempts: Annotated[int, Field(ge=0)] = 0
+    poll_interval_seconds: Annotated[int, Field(ge=5)] = 60
+
+
+class RunRetries(Model):
+    enabled: bool = True
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 1
+
+
+class TagConcurrencyLimit(Model):
+    key: Annotated[str, Field(min_length=1)]
+    value: str | None = None
+    limit: Annotated[int, Field(ge=0)]
+
+
+class RunQueue(Model):
+    max_concurrent_runs: Annotated[int, Field(ge=-1)] = 4
+    tag_concurrency_limits: list[TagConcurrencyLimit] = []
+
+
+class RunLauncher(Model):
+    # Empty means the release namespace.
+    job_namespace: K8sName | None = None
+    finished_job_ttl_seconds: Annotated[int, Field(ge=0)] = 3600
+    default_profile: K8sName = DEFAULT_PROFILE
+    backoff_limit: Annotated[int, Field(ge=0, le=10)] = 0
+
+
+class Dagster(Model):
+    webserver: Webserver = Webserver()
+    daemon: Daemon = Daemon()
+    user_code: UserCode = UserCode()
+    run_launcher: RunLauncher = RunLauncher()
+    run_monitoring: RunMonitoring = RunMonitoring()
+    run_retries: RunRetries = RunRetries()
+    run_queue: RunQueue = RunQueue()
+
+
+# --- storage, catalog, services ---------------------------------------------------------------
+
+
+class ComputeLogs(Model):
+    bucket: BucketName = "lakeport-compute-logs"
+    prefix: Annotated[str, Field(pattern=r"^[\w.\-/]*$")] = "compute-logs"
+    upload_interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+    local_dir: Annotated[str, Field(min_length=1)] = "/tmp/dagster-compute-logs"
+    skip_empty_files: bool = True
+
+
+class ObjectStorage(Model):
+    # Empty endpoint: the in-chart LocalStack when it is enabled, else AWS S3 itself.
+    endpoint: HttpUrl | None = None
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")] = "us-east-1"
+    path_style: bool = True
+    # Empty: the pods' own identity (IRSA / workload identity) gives S3 access.
+    credentials_secret: "S3CredentialsSecret | None" = None
+
+
+class S3CredentialsSecret(Model):
+    secret_name: K8sName
+    access_key_id_key: str = "AWS_ACCESS_KEY_ID"
+    secret_access_key_key: str = "AWS_SECRET_ACCESS_KEY"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_literal(cls, data):
+        return SecretRef._reject_literal(data)
+
+
+ObjectStorage.model_rebuild()
+
+
+class RestCatalog(Model):
+    # Empty uri: the in-chart Polaris service.
+    uri: HttpUrl | None = None
+    # client_id:client_secret of the Polaris principal (written by the bootstrap Job).
+    credentials_secret: SecretRef | None = None
+    scope: str = "PRINCIPAL_ROLE:ALL"
+
+
+class SqlCatalog(Model):
+    """pyiceberg's SQL catalog: one machine, no Polaris. Path relative to dev.dataDir."""
+
+    sqlite_path: Annotated[str, Field(min_length=1)] = "catalog/iceberg.db"
+
+
+def _check_warehouse(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise PydanticCustomError("warehouse", "must be an s3://bucket/path URI")
+    _check_bucket(parts.netloc)
+    return value
+
+
+class Catalog(Model):
+    type: Literal["rest", "sql"] = "rest"
+    name: K8sName = "lakeport"
+    warehouse: Annotated[str, AfterValidator(_check_warehouse)] = "s3://lakeport-warehouse/"
+    namespace: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")] = "analytics"
+    rest: RestCatalog = RestCatalog()
+    sql: SqlCatalog = SqlCatalog()
+
+    @property
+    def warehouse_bucket(self) -> str:
+        return urlsplit(self.warehouse).netloc
+
+
+class Postgres(Model):
+    # enabled: a StatefulSet in the chart. Disabled: an external server at host:port.
+    enabled: bool = True
+    host: Hostname | None = None
+    port: Port = 5432
+    user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "lakeport"
+    dagster_database: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "dagster"
+    polaris_database: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "polaris"
+    # Empty with enabled=true: the chart generates a Secret once and keeps it on upgrade.
+    password_secret: SecretRef | None = None
+    ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = (
+        "prefer"
+    )
+    storage_size: Quantity = "8Gi"
+    storage_class_name: K8sName | None = None
+    resources: Resources = _resources("100m", "256Mi", "1", "1Gi")
+
+    @model_validator(mode="after")
+    def _external_needs_host(self):
+        if not self.enabled and self.host is None:
+            raise PydanticCustomError(
+                "external_postgres", "host is required when enabled is false (external Postgres)"
+            )
+        if not self.enabled and self.password_secret is None:
+            raise PydanticCustomError(
+                "external_postgres",
+                "passwordSecret is required when enabled is false (external Postgres)",
+            )
+        return self
+
+
+class Polaris(Model):
+    enabled: bool = True
+    realm: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "POLARIS"
+    port: Port = 8181
+    principal: K8sName = "dagster"
+    # Empty: the chart generates the realm's root credentials once and keeps them.
+    root_credentials_secret: SecretRef | None = None
+    bootstrap_backoff_limit: Annotated[int, Field(ge=0, le=20)] = 6
+    resources: Resources = _resources("250m", "512Mi", "2", "1Gi")
+
+
+class LocalStack(Model):
+    enabled: bool = True
+    port: Port = 4566
+    resources: Resources = _resources("100m", "512Mi", "1", "1Gi")
+
+
+class IngressTls(Model):
+    secret_name: K8sName
+    hosts: list[Hostname] = []
+
+
+class Ingress(Model):
+    enabled: bool = False
+    class_name: K8sName | None = None
+    host: Hostname | None = None
+    path: Annotated[str, Field(pattern=r"^/")] = "/"
+    path_type: Literal["Prefix", "Exact", "ImplementationSpecific"] = "Prefix"
+    tls: list[IngressTls] = []
+    annotations: dict[str, str] = {}
+
+
+class Dev(Model):
+    """`make dev` only: where the one-machine platform keeps its state."""
+
+    data_dir: Annotated[str, Field(min_length=1)] = ".dev"
+    # Run workers in a cgroup sized by their profile (root on Linux only).
+    cgroup_limits: bool = True
+
+
+# --- the whole file -------------------------------------------------------------------------
+
+
+class Platform(Model):
+    """The whole of `platform.yaml`."""
+
+    images: Images = Images()
+    dagster: Dagster = Dagster()
+    resource_profiles: dict[K8sName, ResourceProfile] = Field(default_factory=_default_profiles)
+    compute_logs: ComputeLogs = ComputeLogs()
+    object_storage: ObjectStorage = ObjectStorage()
+    catalog: Catalog = Catalog()
+    postgres: Postgres = Postgres()
+    polaris: Polaris = Polaris()
+    localstack: LocalStack = LocalStack()
+    ingress: Ingress = Ingress()
+    dev: Dev = Dev()
+
+    @model_validator(mode="after")
+    def _cross_checks(self):
+        if DEFAULT_PROFILE not in self.resource_profiles:
+            raise _field_error(
+                ("resourceProfiles",),
+                None,
+                f"must define the '{DEFAULT_PROFILE}' profile (the default for runs)",
+            )
+        default = self.dagster.run_launcher.default_profile
+        if default not in self.resource_profiles:
+            raise _field_error(
+                ("dagster", "runLauncher", "defaultProfile"),
+                default,
+                f"names no profile in resourceProfiles (have: {', '.join(self.resource_profiles)})",
+            )
+        if self.catalog.type == "rest" and not self.polaris.enabled and not self.catalog.rest.uri:
+            raise _field_error(
+                ("catalog", "rest", "uri"),
+                None,
+                "is required when polaris.enabled is false",
+            )
+        if self.catalog.type == "rest" and not self.polaris.enabled and (
+            self.catalog.rest.credentials_secret is None
+        ):
+            raise _field_error(
+                ("catalog", "rest", "credentialsSecret"),
+                None,
+                "is required when polaris.enabled is false",
+            )
+        if self.ingress.enabled and self.ingress.tls and self.ingress.host:
+            covered = {h for t in self.ingress.tls for h in t.hosts}
+            if covered and self.ingress.host not in covered:
+                raise _field_error(
+                    ("ingress", "tls"),
+                    sorted(covered),
+                    f"no TLS entry covers ingress.host {self.ingress.host!r}",
+                )
+        return self
+
+    def profile(self, name: str | None = None) -> ResourceProfile:
+        name = name or self.dagster.run_launcher.default_profile
+        try:
+            return self.resource_profiles[name]
+        except KeyError:
+            raise UnknownProfileError(name, sorted(self.resource_profiles)) from None
+
+
+class UnknownProfileError(KeyError):
+    def __init__(self, name: str, known: list[str]):
+        super().__init__(name)
+        self.name, self.known = name, known
+
+    def __str__(self) -> str:
+        known = ", ".join(self.known)
+        return f"unknown resource profile {self.name!r}; platform.yaml defines: {known}"
+
+
+class FieldError(ValueError):
+    """A cross-field problem that belongs to a specific dotted path, not the model root."""
+
+    def __init__(self, loc: tuple[str, ...], value, message: str):
+        super().__init__(message)
+        self.loc, self.value, self.message = loc, value, message
+
+
+def _field_error(loc, value, message) -> FieldError:
+    return FieldError(tuple(loc), value, message)

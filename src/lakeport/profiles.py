@@ -1,0 +1,47 @@
+"""Resource profiles as Dagster run tags: the one place profile numbers become pod config.
+
+The chart's instance ConfigMap carries the default profile as the launcher's
+`run_k8s_config` (rendered from the same `resourceProfiles` values); a run that names
+another profile carries `dagster-k8s/config` built here. The merge is SHALLOW so the
+run's container resources, volume mounts and volumes replace the default's instead of
+being appended next to them (two `spill` volumes would be an invalid pod).
+"""
+
+import json
+
+from lakeport.platform import Platform
+
+K8S_CONFIG_TAG = "dagster-k8s/config"
+PROFILE_TAG = "lakeport/profile"
+SPILL_VOLUME = "duckdb-spill"
+SPILL_MOUNT_PATH = "/var/lib/lakeport/spill"
+
+
+def run_k8s_config(platform: Platform, profile_name: str | None = None) -> dict:
+    """The dagster-k8s `run_k8s_config` for one profile (snake_case, as dagster-k8s takes it)."""
+    profile = platform.profile(profile_name)
+    resources = {
+        kind: {k: str(v) for k, v in getattr(profile, kind).model_dump().items() if v is not None}
+        for kind in ("requests", "limits")
+    }
+    return {
+        "container_config": {
+            "resources": resources,
+            "volume_mounts": [{"name": SPILL_VOLUME, "mount_path": SPILL_MOUNT_PATH}],
+        },
+        "pod_spec_config": {
+            "volumes": [
+                {"name": SPILL_VOLUME, "empty_dir": {"size_limit": str(profile.spill_volume_size)}}
+            ],
+        },
+        "merge_behavior": "SHALLOW",
+    }
+
+
+def profile_tags(platform: Platform, profile_name: str | None = None) -> dict[str, str]:
+    """Run tags that put a run on the named profile (default: the platform's default)."""
+    name = profile_name or platform.dagster.run_launcher.default_profile
+    return {
+        PROFILE_TAG: name,
+        K8S_CONFIG_TAG: json.dumps(run_k8s_config(platform, name), sort_keys=True),
+    }
