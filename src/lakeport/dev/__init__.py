@@ -1,0 +1,1 @@
+"""The one-machine platform (`make dev`) and the local services it and the tests run."""
