@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 .PHONY: help install test lint schema validate
 
 help: ## list the targets
-	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml constraints.txt requirements-dev.in
 	python3 -m venv $(VENV)
@@ -45,3 +45,24 @@ validate: install ## validate every platform-config/*/platform.yaml
 
 schema: install ## regenerate charts/lakeport/values.schema.json and values.yaml from the platform model
 	$(VENV)/bin/lakeport schema --output charts/lakeport/values.schema.json --values-output charts/lakeport/values.yaml
+
+# --- kind: the platform on a local cluster (needs docker, kind, kubectl; helm from make install) ---
+# scripts/kind.sh does the work; every target checks its tools first and can be re-run.
+.PHONY: kind-up images deploy e2e down
+
+kind-up: ## kind cluster `lakeport` (ports 80/443) + ingress-nginx; keeps an existing one
+	@bash scripts/kind.sh up
+
+images: ## docker build the lakeport image and kind load it into the cluster
+	@bash scripts/kind.sh images
+
+deploy: ## helm upgrade --install lakeport onto kind with platform-config/kind/platform.yaml
+	@bash scripts/kind.sh deploy
+
+e2e: ## kind-up, images, deploy, then pytest -m e2e tests/e2e (PYTEST_ARGS=... to narrow)
+	@bash scripts/kind.sh check docker kind kubectl
+	@$(MAKE) --no-print-directory install
+	@bash scripts/kind.sh e2e $(PYTEST_ARGS)
+
+down: ## delete the kind cluster `lakeport`
+	@bash scripts/kind.sh down
