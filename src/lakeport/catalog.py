@@ -1,0 +1,90 @@
+"""The Iceberg catalog named in platform.yaml, as a pyiceberg catalog.
+
+On Kubernetes it is Polaris over the Iceberg REST protocol, authenticated with the
+principal's `client_id:client_secret` from LAKEPORT_CATALOG_CREDENTIAL; on one machine
+pyiceberg's SQL catalog keeps its state in SQLite under `dev.dataDir`. Either way the
+table data lives in the S3 warehouse, written through pyiceberg's FileIO with the
+platform's endpoint, region and addressing style.
+"""
+
+import os
+from pathlib import Path
+
+from pyiceberg.catalog import Catalog
+from pyiceberg.catalog.rest import RestCatalog
+from pyiceberg.catalog.sql import SqlCatalog
+
+from lakeport.credentials import (
+    CATALOG_CREDENTIAL_ENV,
+    S3_ACCESS_KEY_ID_ENV,
+    S3_SECRET_ACCESS_KEY_ENV,
+    optional_secret,
+    read_secret,
+)
+from lakeport.platform import Platform
+
+# The standard variable boto3 and the AWS CLI read; the chart sets it to the in-chart
+# LocalStack when objectStorage.endpoint is empty.
+S3_ENDPOINT_ENV = "AWS_ENDPOINT_URL_S3"
+# The in-chart Polaris service's URL, set by the chart when catalog.rest.uri is empty.
+CATALOG_URI_ENV = "LAKEPORT_CATALOG_URI"
+
+
+class CatalogConfigError(RuntimeError):
+    pass
+
+
+def s3_endpoint(platform: Platform) -> str | None:
+    """The S3 endpoint: platform.yaml's, else the environment's; None means AWS S3 itself."""
+    return platform.object_storage.endpoint or os.environ.get(S3_ENDPOINT_ENV) or None
+
+
+def s3_fileio_properties(platform: Platform) -> dict[str, str]:
+    """pyiceberg FileIO properties for the warehouse bucket."""
+    storage = platform.object_storage
+    props = {
+        "s3.region": storage.region,
+        "s3.force-virtual-addressing": "false" if storage.path_style else "true",
+    }
+    endpoint = s3_endpoint(platform)
+    if endpoint:
+        props["s3.endpoint"] = endpoint
+    key_id = optional_secret(S3_ACCESS_KEY_ID_ENV)
+    if key_id:
+        # Without keys pyiceberg falls back to the pod's identity (IRSA / workload identity).
+        props["s3.access-key-id"] = key_id
+        props["s3.secret-access-key"] = read_secret(
+            S3_SECRET_ACCESS_KEY_ENV, "the S3 secret access key"
+        )
+    return props
+
+
+def sql_catalog_path(platform: Platform) -> Path:
+    return (Path(platform.dev.data_dir) / platform.catalog.sql.sqlite_path).resolve()
+
+
+def load_catalog(platform: Platform) -> Catalog:
+    """The platform's Iceberg catalog, ready to use."""
+    catalog = platform.catalog
+    fileio = s3_fileio_properties(platform)
+    if catalog.type == "sql":
+        path = sql_catalog_path(platform)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqlCatalog(
+            catalog.name, uri=f"sqlite:///{path}", warehouse=catalog.warehouse, **fileio
+        )
+    uri = catalog.rest.uri or os.environ.get(CATALOG_URI_ENV)
+    if not uri:
+        raise CatalogConfigError(
+            f"catalog.rest.uri is empty in platform.yaml and {CATALOG_URI_ENV} is not set: "
+            "lakeport cannot tell where the Polaris REST catalog is"
+        )
+    return RestCatalog(
+        catalog.name,
+        uri=uri,
+        # Polaris calls the catalog a "warehouse" in the REST config request.
+        warehouse=catalog.name,
+        credential=read_secret(CATALOG_CREDENTIAL_ENV, "the Polaris principal's credential"),
+        scope=catalog.rest.scope,
+        **fileio,
+    )

@@ -1,0 +1,180 @@
+"""DuckDB settings for a run, derived inside the run from its container's own limits.
+
+DuckDB left alone sizes itself from the machine (80% of host RAM, every core), which
+inside a pod is far above the container's memory limit: the pod is OOMKilled instead of
+spilling. Here the memory limit is a fraction of the cgroup memory limit, threads follow
+the CPU limit, spill goes to the profile's spill volume and stays below its size. What a
+profile sets explicitly in platform.yaml wins over what is derived.
+
+Every DuckDB connection lakeport opens goes through `connect()`, and dbt-duckdb gets
+the same settings through lakeport's dbt-duckdb plugin (lakeport.dbt_duckdb_plugin).
+"""
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import duckdb
+
+from lakeport.cgroup_limits import ContainerLimits, cpu_threads, read_container_limits
+from lakeport.platform import Platform, ResourceProfile
+from lakeport.profiles import SPILL_MOUNT_PATH
+from lakeport.quantities import memory_bytes
+
+# The rest of the container's memory is Python, dbt, Arrow buffers and DuckDB's own
+# allocations outside its buffer manager.
+DEFAULT_MEMORY_FRACTION = 0.66
+# DuckDB must stop spilling before the volume is full (an emptyDir over its sizeLimit
+# gets the pod evicted).
+SPILL_HEADROOM_FRACTION = 0.9
+# Carries the settings the run derived to the dbt subprocess (and anything else it starts).
+SETTINGS_ENV = "LAKEPORT_DUCKDB_SETTINGS"
+# Names the profile a run executes under, for processes that derive settings themselves.
+PROFILE_ENV = "LAKEPORT_PROFILE"
+
+_MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class DuckDBSettings:
+    memory_limit: str
+    threads: int
+    temp_directory: str
+    max_temp_directory_size: str
+    # Why each value is what it is: recorded with every materialization.
+    memory_limit_source: str
+    threads_source: str
+
+    def statements(self) -> list[str]:
+        return [
+            f"SET memory_limit = '{self.memory_limit}'",
+            f"SET threads = {int(self.threads)}",
+            f"SET temp_directory = '{_sql_string(self.temp_directory)}'",
+            f"SET max_temp_directory_size = '{self.max_temp_directory_size}'",
+        ]
+
+    def apply(self, connection: duckdb.DuckDBPyConnection) -> None:
+        Path(self.temp_directory).mkdir(parents=True, exist_ok=True)
+        for statement in self.statements():
+            connection.execute(statement)
+
+    def as_metadata(self) -> dict[str, str | int]:
+        return {f"duckdb/{key}": value for key, value in asdict(self).items()}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "DuckDBSettings":
+        return cls(**json.loads(text))
+
+
+def derive_duckdb_settings(
+    profile: ResourceProfile,
+    *,
+    limits: ContainerLimits | None = None,
+    spill_dir: str | Path | None = None,
+    available_cpus: int | None = None,
+    physical_memory: int | None = None,
+) -> DuckDBSettings:
+    """Settings for a process running under `profile`, inside the cgroup limits given
+    (default: read from this process's own cgroup)."""
+    limits = limits if limits is not None else read_container_limits()
+    overrides = profile.duckdb
+    available_cpus = available_cpus or len(os.sched_getaffinity(0))
+
+    if overrides.memory_limit is not None:
+        memory = memory_bytes(overrides.memory_limit)
+        memory_source = "profile duckdb.memoryLimit"
+    else:
+        fraction = overrides.memory_limit_fraction or DEFAULT_MEMORY_FRACTION
+        if limits.memory is not None:
+            budget, where = int(limits.memory.value), f"cgroup {limits.memory.source}"
+        else:
+            # No container limit (one machine, no cgroup): the profile's limit is what the
+            # platform engineer meant the run to use, if the machine has that much.
+            budget = min(memory_bytes(profile.limits.memory), physical_memory or _physical_memory())
+            where = "profile limits.memory (no cgroup memory limit)"
+        memory = int(budget * fraction)
+        memory_source = f"{fraction:g} x {_mib(budget)} from {where}"
+
+    if overrides.threads is not None:
+        threads, threads_source = overrides.threads, "profile duckdb.threads"
+    else:
+        threads = cpu_threads(limits.cpu, available_cpus)
+        threads_source = (
+            f"cgroup {limits.cpu.source} ({limits.cpu.value:g} cores)"
+            if limits.cpu
+            else f"no cgroup CPU limit: {available_cpus} CPUs available"
+        )
+
+    temp_directory = Path(spill_dir) if spill_dir is not None else default_spill_dir()
+    if overrides.max_temp_directory_size is not None:
+        max_temp = memory_bytes(overrides.max_temp_directory_size)
+    else:
+        max_temp = int(memory_bytes(profile.spill_volume_size) * SPILL_HEADROOM_FRACTION)
+        if not _on_spill_volume(temp_directory):
+            # A local directory shares its disk with everything else on the machine.
+            max_temp = min(max_temp, int(_free_bytes(temp_directory) * SPILL_HEADROOM_FRACTION))
+
+    return DuckDBSettings(
+        memory_limit=_mib(memory),
+        threads=threads,
+        temp_directory=str(temp_directory),
+        max_temp_directory_size=_mib(max_temp),
+        memory_limit_source=memory_source,
+        threads_source=threads_source,
+    )
+
+
+def default_spill_dir(platform: Platform | None = None) -> Path:
+    """The spill volume in a run pod; `<dev.dataDir>/spill` on one machine."""
+    if Path(SPILL_MOUNT_PATH).is_dir():
+        return Path(SPILL_MOUNT_PATH)
+    data_dir = platform.dev.data_dir if platform is not None else Platform().dev.data_dir
+    return Path(data_dir).resolve() / "spill"
+
+
+def settings_for_run(platform: Platform, profile_name: str | None = None) -> DuckDBSettings:
+    """This process's settings: the run's (from SETTINGS_ENV) or derived for the profile."""
+    text = os.environ.get(SETTINGS_ENV)
+    if text:
+        return DuckDBSettings.from_json(text)
+    name = profile_name or os.environ.get(PROFILE_ENV)
+    return derive_duckdb_settings(platform.profile(name), spill_dir=default_spill_dir(platform))
+
+
+def connect(
+    settings: DuckDBSettings, database: str | Path = ":memory:", read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection held to the run's limits."""
+    if str(database) != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    connection = duckdb.connect(str(database), read_only=read_only)
+    settings.apply(connection)
+    return connection
+
+
+def _on_spill_volume(path: Path) -> bool:
+    return str(path).startswith(SPILL_MOUNT_PATH)
+
+
+def _free_bytes(path: Path) -> int:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def _physical_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _mib(value: int) -> str:
+    return f"{max(1, value // _MiB)}MiB"
+
+
+def _sql_string(value: str) -> str:
+    return value.replace("'", "''")
