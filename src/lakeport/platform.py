@@ -158,6 +158,11 @@ class Images(Model):
     postgres: Image = Image(repository="postgres", tag="16.6-bookworm")
     polaris: Image = Image(repository="apache/polaris", tag="1.2.0-incubating")
     localstack: Image = Image(repository="localstack/localstack", tag="4.14.0")
+    # Bootstraps the Polaris realm (schema + root principal) in Postgres before the server
+    # starts; keep its tag equal to `polaris`'s.
+    polaris_admin_tool: Image = Image(
+        repository="apache/polaris-admin-tool", tag="1.2.0-incubating"
+    )
 
 
 class ResourceList(Model):

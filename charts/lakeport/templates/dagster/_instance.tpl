@@ -1,0 +1,170 @@
+{{/*
+dagster.yaml for webserver, daemon, code server and (through the instance ref) run pods.
+No secret value appears here: the Postgres password is read from LAKEPORT_POSTGRES_PASSWORD
+(`env:` syntax), which every pod gets by secretKeyRef.
+*/}}
+{{- define "lakeport.postgresDb" -}}
+{{- $p := fromYaml (include "lakeport.effectivePlatform" .) -}}
+postgres_db:
+  hostname: {{ $p.postgres.host | quote }}
+  port: {{ $p.postgres.port | int }}
+  username: {{ $p.postgres.user | quote }}
+  password:
+    env: LAKEPORT_POSTGRES_PASSWORD
+  db_name: {{ $p.postgres.dagsterDatabase | quote }}
+  params:
+    sslmode: {{ $p.postgres.sslMode | quote }}
+{{- end -}}
+
+{{/*
+The launcher's run_k8s_config: the default profile exactly as
+lakeport.profiles.run_k8s_config renders it (container resources, the spill volume and
+its mount, merge_behavior SHALLOW), plus what every run needs whatever its profile: secret
+env by reference, the pod security context and the Job's TTL/backoff. A run tagged with
+another profile replaces only resources, volume_mounts and volumes (SHALLOW merge), so
+these extra keys survive.
+*/}}
+{{- define "lakeport.runK8sConfig" -}}
+{{- $p := fromYaml (include "lakeport.effectivePlatform" .) -}}
+{{- $name := $p.dagster.runLauncher.defaultProfile -}}
+{{- $profile := index $p.resourceProfiles $name -}}
+container_config:
+  resources:
+    {{- include "lakeport.resources" $profile | nindent 4 }}
+  volume_mounts:
+    - name: duckdb-spill
+      mount_path: /var/lib/lakeport/spill
+  env:
+    {{- include "lakeport.secretEnvSnake" (dict "ctx" .) | trim | nindent 4 }}
+pod_spec_config:
+  volumes:
+    - name: duckdb-spill
+      empty_dir:
+        size_limit: {{ $profile.spillVolumeSize | toString | quote }}
+  security_context:
+    {{- include "lakeport.podSecurityContextSnake" (dict "uid" (include "lakeport.uid" .)) | nindent 4 }}
+job_spec_config:
+  ttl_seconds_after_finished: {{ $p.dagster.runLauncher.finishedJobTtlSeconds | int }}
+  backoff_limit: {{ $p.dagster.runLauncher.backoffLimit | int }}
+merge_behavior: SHALLOW
+{{- end -}}
+
+{{/* The secret env of run pods in dagster-k8s's snake_case; not optional (see the bootstrap Job). */}}
+{{- define "lakeport.secretEnvSnake" -}}
+{{- range (fromYamlArray (include "lakeport.secretEnv" (dict "ctx" .ctx "catalogOptional" false))) }}
+- name: {{ .name }}
+  value_from:
+    secret_key_ref:
+      name: {{ .valueFrom.secretKeyRef.name }}
+      key: {{ .valueFrom.secretKeyRef.key }}
+      {{- if hasKey .valueFrom.secretKeyRef "optional" }}
+      optional: {{ .valueFrom.secretKeyRef.optional }}
+      {{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "lakeport.podSecurityContextSnake" -}}
+run_as_non_root: true
+run_as_user: {{ .uid }}
+run_as_group: {{ .uid }}
+fs_group: {{ .uid }}
+seccomp_profile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "lakeport.dagsterYaml" -}}
+{{- $p := fromYaml (include "lakeport.effectivePlatform" .) -}}
+{{- $fullname := include "lakeport.fullname" . -}}
+telemetry:
+  enabled: false
+run_storage:
+  module: dagster_postgres.run_storage
+  class: PostgresRunStorage
+  config:
+    {{- include "lakeport.postgresDb" . | nindent 4 }}
+event_log_storage:
+  module: dagster_postgres.event_log
+  class: PostgresEventLogStorage
+  config:
+    {{- include "lakeport.postgresDb" . | nindent 4 }}
+schedule_storage:
+  module: dagster_postgres.schedule_storage
+  class: PostgresScheduleStorage
+  config:
+    {{- include "lakeport.postgresDb" . | nindent 4 }}
+run_launcher:
+  module: dagster_k8s
+  class: K8sRunLauncher
+  config:
+    load_incluster_config: true
+    job_namespace: {{ $p.dagster.runLauncher.jobNamespace | quote }}
+    service_account_name: {{ include "lakeport.dagsterServiceAccount" . | quote }}
+    instance_config_map: {{ include "lakeport.instanceConfigMap" . | quote }}
+    dagster_home: {{ include "lakeport.dagsterHome" . | quote }}
+    job_image: {{ include "lakeport.image" $p.images.lakeport | quote }}
+    image_pull_policy: {{ $p.images.lakeport.pullPolicy | quote }}
+    env_config_maps:
+      - {{ include "lakeport.envConfigMap" . | quote }}
+    volumes:
+      - name: lakeport-platform
+        configMap:
+          name: {{ include "lakeport.platformConfigMap" . | quote }}
+      - name: dagster-home
+        emptyDir: {}
+    volume_mounts:
+      - name: lakeport-platform
+        mountPath: {{ include "lakeport.platformDir" . | quote }}
+        readOnly: true
+      - name: dagster-home
+        mountPath: {{ include "lakeport.dagsterHome" . | quote }}
+    # The root filesystem stays writable in run pods: dbt writes target/ and logs/ next
+    # to the project inside the image.
+    security_context:
+      allowPrivilegeEscalation: false
+      privileged: false
+      capabilities:
+        drop: ["ALL"]
+    labels:
+      app.kubernetes.io/part-of: lakeport
+      app.kubernetes.io/instance: {{ .Release.Name | quote }}
+    run_k8s_config:
+      {{- include "lakeport.runK8sConfig" . | nindent 6 }}
+compute_logs:
+  module: dagster_aws.s3.compute_log_manager
+  class: S3ComputeLogManager
+  config:
+    bucket: {{ $p.computeLogs.bucket | quote }}
+    prefix: {{ $p.computeLogs.prefix | quote }}
+    local_dir: {{ $p.computeLogs.localDir | quote }}
+    region: {{ $p.objectStorage.region | quote }}
+    upload_interval: {{ $p.computeLogs.uploadIntervalSeconds | int }}
+    skip_empty_files: {{ $p.computeLogs.skipEmptyFiles }}
+    {{- with $p.objectStorage.endpoint }}
+    endpoint_url: {{ . | quote }}
+    use_ssl: {{ hasPrefix "https://" . }}
+    {{- end }}
+run_monitoring:
+  enabled: {{ $p.dagster.runMonitoring.enabled }}
+  start_timeout_seconds: {{ $p.dagster.runMonitoring.startTimeoutSeconds | int }}
+  cancel_timeout_seconds: {{ $p.dagster.runMonitoring.cancelTimeoutSeconds | int }}
+  max_resume_run_attempts: {{ $p.dagster.runMonitoring.maxResumeRunAttempts | int }}
+  poll_interval_seconds: {{ $p.dagster.runMonitoring.pollIntervalSeconds | int }}
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: {{ $p.dagster.runQueue.maxConcurrentRuns | int }}
+    {{- with $p.dagster.runQueue.tagConcurrencyLimits }}
+    tag_concurrency_limits:
+      {{- range . }}
+      - key: {{ .key | quote }}
+        {{- if not (kindIs "invalid" .value) }}
+        value: {{ .value | quote }}
+        {{- end }}
+        limit: {{ .limit | int }}
+      {{- end }}
+    {{- end }}
+run_retries:
+  enabled: {{ $p.dagster.runRetries.enabled }}
+  max_retries: {{ $p.dagster.runRetries.maxRetries | int }}
+{{- end -}}
