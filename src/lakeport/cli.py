@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
     schema.add_argument("--values-output", help="also write the chart defaults (values.yaml)")
     schema.set_defaults(run=_schema)
+
+    from lakeport.dev.supervisor import add_dev_command
+
+    add_dev_command(commands)
     return parser
 
 

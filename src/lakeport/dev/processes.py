@@ -1,0 +1,192 @@
+"""Child processes of `lakeport dev`: started in their own process group, stopped as a group.
+
+Every service runs in a new session, so Ctrl-C in the terminal reaches only the
+supervisor, which then stops the services in order; stopping a service signals its whole
+process group, so whatever it started in that group (the daemon's run workers and their
+step processes) goes too. The supervisor is also made a child subreaper: a grandchild
+that outlives its parent is re-parented to the supervisor instead of init, where the
+final sweep (`reap_orphans`) finds and stops it.
+"""
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lakeport.dev.postgres import ServiceError
+
+_PR_SET_CHILD_SUBREAPER = 36
+# Children whose Popen collects their exit status; reap_children leaves them alone.
+_OWNED: set[int] = set()
+
+
+def own(pid: int) -> None:
+    """Register a child started elsewhere (its Popen waits for it), so reaping skips it."""
+    _OWNED.add(pid)
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (Linux only); False where the kernel has no such thing."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def find_executable(name: str, install_hint: str) -> str:
+    """The program beside this Python (the venv) or on PATH; else say what to install."""
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which(name)
+    if not found:
+        raise ServiceError(f"{name} not found next to {sys.executable} or on PATH: {install_hint}")
+    return found
+
+
+@dataclass
+class ServiceProcess:
+    """One long-running program, its output in a log file."""
+
+    name: str
+    argv: Sequence[str]
+    log_file: Path
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+    _process: subprocess.Popen | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            self._process = subprocess.Popen(
+                list(self.argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.env, cwd=self.cwd, start_new_session=True,
+            )
+        _OWNED.add(self._process.pid)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.poll() if self._process else None
+
+    def log_tail(self, lines: int = 25) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM to the process group, SIGKILL to the group after `timeout`."""
+        if self._process is None:
+            return
+        pgid = self._process.pid  # the leader of its own session and group
+        _signal_group(pgid, signal.SIGTERM)
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(pgid, signal.SIGKILL)
+            self._process.wait()
+        # The leader is gone; members it did not take with it get a grace period, then KILL.
+        deadline = time.monotonic() + timeout
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _signal_group(pgid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # Zombies adopted by us (the subreaper) still count; reap them so they stop counting.
+    reap_children()
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def reap_children() -> None:
+    """Collect exit statuses of finished children no Popen waits for (adopted orphans)."""
+    for pid in children_of(os.getpid()):
+        if pid in _OWNED:
+            continue
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of `pid` (Linux /proc); empty elsewhere."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ..."; comm may contain spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 1 and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def descendants_of(pid: int) -> list[int]:
+    result, queue = [], [pid]
+    while queue:
+        for child in children_of(queue.pop()):
+            result.append(child)
+            queue.append(child)
+    return result
+
+
+def reap_orphans(timeout: float = 10) -> list[int]:
+    """Stop every remaining descendant of this process; return the pids that needed it."""
+    leftover = descendants_of(os.getpid())
+    for pid in leftover:
+        _kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reap_children()
+        if not descendants_of(os.getpid()):
+            return leftover
+        time.sleep(0.1)
+    for pid in descendants_of(os.getpid()):
+        _kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    reap_children()
+    return leftover
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass

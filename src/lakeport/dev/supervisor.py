@@ -1,0 +1,454 @@
+"""`lakeport dev`: the whole platform on one machine, started and stopped as one.
+
+Order of start: PostgreSQL (Dagster's storage), the S3 endpoint (compute logs, the
+Iceberg warehouse), the Iceberg catalog, the code location's gRPC server, the webserver,
+the daemon. Each is reported when it answers, not when its process exists. Any signal
+(Ctrl-C, SIGTERM) or a service dying stops everything in reverse order; stopping a
+service stops its process group, and as the subreaper of its descendants the supervisor
+finally stops anything that escaped its group.
+"""
+
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from lakeport.config import PLATFORM_FILE_ENV, PlatformFileError, load_platform
+from lakeport.credentials import (
+    POSTGRES_PASSWORD_ENV,
+    S3_ACCESS_KEY_ID_ENV,
+    S3_SECRET_ACCESS_KEY_ENV,
+)
+from lakeport.dev import cgroups, processes
+from lakeport.dev.dev_secrets import postgres_password
+from lakeport.dev.instance_config import dagster_instance_config, workspace_config, write_yaml
+from lakeport.dev.ports import port_in_use
+from lakeport.dev.postgres import PostgresServer, ServiceError, find_postgres_bin
+from lakeport.dev.processes import ServiceProcess, find_executable
+from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, S3Server
+from lakeport.dev.s3_snapshot import S3Snapshot
+from lakeport.platform import Platform
+
+HOST = "127.0.0.1"
+DEFAULT_S3_PORT = 4566
+_INSTALL = "run `make install` (it installs the pinned Python packages into .venv)"
+
+
+@dataclass
+class DevOptions:
+    platform_file: Path
+    data_dir: Path | None = None
+    webserver_port: int | None = None
+    code_server_port: int | None = None
+    postgres_port: int | None = None
+    s3_port: int | None = None
+    log_level: str | None = None
+    s3_snapshot_interval: float = 10.0
+    startup_timeout: float = 180.0
+
+
+class Stopped(Exception):
+    """A signal asked us to stop while we were starting."""
+
+
+def effective_platform(options: DevOptions) -> Platform:
+    """The file's settings with the command line's overrides, as every service sees them."""
+    platform = load_platform(options.platform_file)
+    data = platform.model_dump(mode="json", by_alias=True, exclude_none=True)
+    file_data_dir = Path(platform.dev.data_dir)
+    data_dir = (options.data_dir or file_data_dir).resolve()
+    data["dev"]["dataDir"] = str(data_dir)
+    # A relative compute-log dir inside the file's data dir moves with --data-dir.
+    local_dir = Path(platform.compute_logs.local_dir)
+    if not local_dir.is_absolute():
+        try:
+            local_dir = data_dir / local_dir.relative_to(file_data_dir)
+        except ValueError:
+            local_dir = local_dir.resolve()
+    data["computeLogs"]["localDir"] = str(local_dir)
+    dagster = data["dagster"]
+    if options.webserver_port:
+        dagster["webserver"]["port"] = options.webserver_port
+    if options.code_server_port:
+        dagster["userCode"]["port"] = options.code_server_port
+    if options.log_level:
+        dagster["webserver"]["logLevel"] = options.log_level.upper()
+        dagster["daemon"]["logLevel"] = options.log_level.upper()
+    data["postgres"]["host"] = HOST
+    if options.postgres_port:
+        data["postgres"]["port"] = options.postgres_port
+    endpoint = platform.object_storage.endpoint
+    s3_port = options.s3_port or (urlsplit(endpoint).port if endpoint else None) or DEFAULT_S3_PORT
+    data["objectStorage"]["endpoint"] = f"http://{HOST}:{s3_port}"
+    return Platform.model_validate(data)
+
+
+class DevPlatform:
+    def __init__(self, options: DevOptions, out=sys.stdout):
+        self.options = options
+        self.out = out
+        self.platform = effective_platform(options)
+        self.data_dir = Path(self.platform.dev.data_dir)
+        self.logs_dir = self.data_dir / "logs"
+        self.dagster_home = self.data_dir / "dagster"
+        self.stop_requested = threading.Event()
+        self.postgres: PostgresServer | None = None
+        self.s3: S3Server | None = None
+        self.snapshot: S3Snapshot | None = None
+        self.services: list[ServiceProcess] = []
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def say(self, message: str) -> None:
+        print(f"lakeport dev: {message}", file=self.out, flush=True)
+
+    @property
+    def webserver_url(self) -> str:
+        return f"http://{HOST}:{self.platform.dagster.webserver.port}"
+
+    @property
+    def s3_port(self) -> int:
+        return urlsplit(self.platform.object_storage.endpoint).port
+
+    def _wait(self, what: str, ready: Callable[[], bool], alive: Callable[[], bool],
+              log: Path, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (timeout or self.options.startup_timeout)
+        while not ready():
+            if self.stop_requested.is_set():
+                raise Stopped()
+            if not alive():
+                tail = _tail(log)
+                raise ServiceError(f"{what} exited while starting; last lines of {log}:\n{tail}")
+            if time.monotonic() > deadline:
+                raise ServiceError(f"{what} did not become ready within "
+                                   f"{timeout or self.options.startup_timeout:.0f}s; see {log}")
+            time.sleep(0.3)
+
+    # --- preflight -------------------------------------------------------------------------------
+
+    def preflight(self) -> dict[str, str]:
+        """Fail before starting anything: taken ports, missing programs."""
+        platform = self.platform
+        ports = {
+            "PostgreSQL": (platform.postgres.port, "--postgres-port"),
+            "S3 endpoint": (self.s3_port, "--s3-port"),
+            "code server": (platform.dagster.user_code.port, "--code-server-port"),
+            "webserver": (platform.dagster.webserver.port, "--webserver-port"),
+        }
+        seen = {}
+        for name, (port, flag) in ports.items():
+            if port in seen:
+                raise ServiceError(f"{name} and {seen[port]} are both set to port {port}; "
+                                   f"pass {flag} to move one")
+            seen[port] = name
+            if port_in_use(port, HOST):
+                raise ServiceError(
+                    f"port {port} on {HOST} (for the {name}) is already in use: stop what uses "
+                    f"it (another `make dev`?) or pass {flag} PORT"
+                )
+        find_postgres_bin()
+        return {
+            "moto_server": find_executable("moto_server", _INSTALL + " (moto[server])"),
+            "dagster-webserver": find_executable("dagster-webserver", _INSTALL),
+            "dagster-daemon": find_executable("dagster-daemon", _INSTALL),
+        }
+
+    # --- start -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        started = time.monotonic()
+        programs = self.preflight()
+        for directory in (self.data_dir, self.logs_dir, self.dagster_home):
+            directory.mkdir(parents=True, exist_ok=True)
+        processes.become_subreaper()
+        self._start_postgres()
+        self._start_s3()
+        env = self._service_env()
+        self._prepare_catalog(env)
+        self._start_code_server(env)
+        self._start_webserver(env, programs["dagster-webserver"])
+        self._start_daemon(env, programs["dagster-daemon"])
+        self.say(f"all services ready in {time.monotonic() - started:.0f}s")
+        self.say(f"Dagster UI: {self.webserver_url}  (Ctrl-C stops everything)")
+
+    def _start_postgres(self) -> None:
+        pg = self.platform.postgres
+        cluster_dir = self.data_dir / "postgres"
+        password = postgres_password(self.data_dir, cluster_dir / "pgdata")
+        self.postgres = PostgresServer(
+            data_dir=cluster_dir, port=pg.port, password=password, user=pg.user, host=HOST,
+            log_file=self.logs_dir / "postgres.log",
+        )
+        self._password = password
+        self.postgres.start(timeout=60)
+        processes.own(self.postgres.pid)
+        self.postgres.ensure_database(pg.dagster_database)
+        self.say(f"PostgreSQL ready on {HOST}:{pg.port} (data in {cluster_dir})")
+
+    def _start_s3(self) -> None:
+        self.s3 = S3Server(port=self.s3_port, host=HOST, region=self.platform.object_storage.region,
+                           log_file=self.logs_dir / "s3.log")
+        self.s3.start()
+        processes.own(self.s3.pid)
+        buckets = [self.platform.compute_logs.bucket, self.platform.catalog.warehouse_bucket]
+        self.s3.ensure_buckets(*buckets)
+        self.snapshot = S3Snapshot(self.data_dir / "s3", self.s3.client(), buckets)
+        restored = self.snapshot.restore()
+        self.say(f"S3 endpoint ready on {self.s3.endpoint} (buckets {', '.join(buckets)}; "
+                 f"{restored} objects restored from {self.data_dir / 's3'})")
+
+    def _service_env(self) -> dict[str, str]:
+        platform_file = self.data_dir / "platform.yaml"
+        write_yaml(platform_file, self.platform.model_dump(mode="json", by_alias=True,
+                                                           exclude_none=True))
+        compute_log_dir = Path(self.platform.compute_logs.local_dir)
+        write_yaml(self.dagster_home / "dagster.yaml",
+                   dagster_instance_config(self.platform, compute_log_dir))
+        write_yaml(self.dagster_home / "workspace.yaml", workspace_config(self.platform, HOST))
+        env = dict(os.environ)
+        env.update({
+            "DAGSTER_HOME": str(self.dagster_home),
+            PLATFORM_FILE_ENV: str(platform_file),
+            POSTGRES_PASSWORD_ENV: self._password,
+            S3_ACCESS_KEY_ID_ENV: LOCAL_ACCESS_KEY_ID,
+            S3_SECRET_ACCESS_KEY_ENV: LOCAL_SECRET_ACCESS_KEY,
+            "AWS_DEFAULT_REGION": self.platform.object_storage.region,
+            "AWS_ENDPOINT_URL_S3": self.platform.object_storage.endpoint,
+        })
+        return env
+
+    def _prepare_catalog(self, env: dict[str, str]) -> None:
+        if self.platform.catalog.type != "sql":
+            raise ServiceError("catalog.type must be 'sql' for `make dev` (no Polaris here); "
+                               f"{self.options.platform_file} sets {self.platform.catalog.type!r}")
+        # pyiceberg reads credentials from the environment, as the services will.
+        from lakeport.dev.catalog_setup import ensure_catalog
+
+        where = ensure_catalog(self.platform, env)
+        self.say(f"Iceberg catalog ready ({where})")
+
+    def _start_code_server(self, env: dict[str, str]) -> None:
+        from lakeport.dev.dbt_prepare import prepare_stale_projects
+
+        code = self.platform.dagster.user_code
+        for project in prepare_stale_projects(code.module):
+            self.say(f"dbt manifest prepared for {project}")
+        log = self.logs_dir / "code-server.log"
+        service = ServiceProcess(
+            "code server",
+            [sys.executable, "-m", "dagster", "api", "grpc", "-m", code.module, "-h", HOST,
+             "-p", str(code.port), "--location-name", code.location_name,
+             # Run workers start with this very interpreter, whatever is on PATH.
+             "--use-python-environment-entry-point",
+             "--log-level", self.platform.dagster.daemon.log_level.lower()],
+            log, env=env,
+        )
+        self._launch(service)
+        self._wait("the code server", lambda: _grpc_ready(code.port), service.running, log)
+        self.say(f"code server ready on {HOST}:{code.port} ({code.module}, location "
+                 f"'{code.location_name}')")
+
+    def _start_webserver(self, env: dict[str, str], program: str) -> None:
+        web = self.platform.dagster.webserver
+        log = self.logs_dir / "webserver.log"
+        service = ServiceProcess(
+            "webserver",
+            [program, "-h", HOST, "-p", str(web.port),
+             "-w", str(self.dagster_home / "workspace.yaml"),
+             "--dagster-log-level", web.log_level.lower()],
+            log, env=env,
+        )
+        self._launch(service)
+        self._wait("the webserver", lambda: _http_ok(self.webserver_url + "/server_info"),
+                   service.running, log)
+        self.say(f"webserver ready on {self.webserver_url}")
+
+    def _start_daemon(self, env: dict[str, str], program: str) -> None:
+        log = self.logs_dir / "daemon.log"
+        service = ServiceProcess(
+            "daemon",
+            [program, "run", "-w", str(self.dagster_home / "workspace.yaml"),
+             "--log-level", self.platform.dagster.daemon.log_level.lower()],
+            log, env=env,
+        )
+        self._launch(service)
+        self._wait("the daemon", lambda: _daemons_healthy(self.webserver_url), service.running,
+                   log)
+        self.say("daemon ready (run queue, schedules, sensors, run monitoring)")
+
+    def _launch(self, service: ServiceProcess) -> None:
+        service.start()
+        self.services.append(service)
+
+    # --- run until stopped ---------------------------------------------------------------
+
+    def serve(self) -> int:
+        """Watch the services until a signal; 1 when one of them died on its own."""
+        last_snapshot = time.monotonic()
+        while not self.stop_requested.wait(0.5):
+            processes.reap_children()
+            for service in self.services:
+                if not service.running():
+                    self.say(f"{service.name} exited with code {service.returncode}; stopping "
+                             f"everything. Last lines of {service.log_file}:\n"
+                             f"{service.log_tail()}")
+                    return 1
+            for name, server in (("PostgreSQL", self.postgres), ("S3 endpoint", self.s3)):
+                if not server.running():
+                    self.say(f"{name} exited; stopping everything (see {self.logs_dir})")
+                    return 1
+            if time.monotonic() - last_snapshot >= self.options.s3_snapshot_interval:
+                self._save_snapshot(quiet=True)
+                last_snapshot = time.monotonic()
+        return 0
+
+    def _save_snapshot(self, quiet: bool = False) -> None:
+        if not (self.snapshot and self.s3 and self.s3.running()):
+            return
+        try:
+            fetched = self.snapshot.save()
+        except Exception as exc:  # a snapshot failure must not take the platform down
+            self.say(f"could not copy S3 objects to {self.snapshot.directory}: {exc}")
+            return
+        if not quiet:
+            self.say(f"S3 objects kept in {self.snapshot.directory} "
+                     f"({self.snapshot.object_count()} objects, {fetched} updated)")
+
+    # --- stop ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        # Dagster first (the daemon's group holds the run workers), so nothing writes to
+        # Postgres or S3 after those stop; S3 is copied out before its memory goes.
+        for service in reversed(self.services):
+            if service.pid is not None:
+                self.say(f"stopping {service.name}")
+                service.stop()
+        self.services.clear()
+        self._save_snapshot()
+        if self.s3:
+            self.say("stopping S3 endpoint")
+            self.s3.stop()
+        if self.postgres:
+            self.say("stopping PostgreSQL")
+            self.postgres.stop()
+        leftover = processes.reap_orphans()
+        if leftover:
+            self.say(f"stopped {len(leftover)} leftover process(es): {leftover}")
+        cgroups.remove_stale()
+        self.say("stopped")
+
+
+def run(options: DevOptions) -> int:
+    """The `lakeport dev` command: start, serve until a signal, stop. Returns the exit code."""
+    try:
+        platform = DevPlatform(options)
+    except PlatformFileError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+
+    def request_stop(signum, _frame):
+        platform.stop_requested.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    code = 0
+    try:
+        platform.start()
+        code = platform.serve()
+    except Stopped:
+        code = 0
+    except ServiceError as exc:
+        print(f"lakeport dev: {exc}", file=sys.stderr)
+        code = 1
+    finally:
+        platform.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code
+
+
+# --- readiness probes ------------------------------------------------------------------
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _grpc_ready(port: int) -> bool:
+    # The server answers only after it has loaded the code location.
+    from dagster._grpc.client import DagsterGrpcClient
+
+    try:
+        return DagsterGrpcClient(port=port, host=HOST).ping("lakeport") is not None
+    except Exception:
+        return False
+
+
+_DAEMON_HEALTH = (
+    '{"query": "{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy '
+    '} } } }"}'
+)
+
+
+def _daemons_healthy(base_url: str) -> bool:
+    import json
+
+    request = urllib.request.Request(
+        base_url + "/graphql", data=_DAEMON_HEALTH.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            statuses = json.load(response)["data"]["instance"]["daemonHealth"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
+    required = [s for s in statuses["allDaemonStatuses"] if s["required"]]
+    return bool(required) and all(s["healthy"] for s in required)
+
+
+# --- command line ----------------------------------------------------------------------
+
+
+def add_dev_command(commands) -> None:
+    """`lakeport dev`: registered on the `lakeport` command's subparsers."""
+    dev = commands.add_parser(
+        "dev", help="run the whole platform on this machine (what `make dev` does)",
+        description="Start PostgreSQL, an S3 endpoint, the Iceberg catalog, the code "
+        "server, the Dagster webserver and daemon; Ctrl-C stops them all. Flags override "
+        "the platform file.",
+    )
+    dev.add_argument("platform_file", nargs="?", default="platform-config/local/platform.yaml",
+                     type=Path, help="default: %(default)s")
+    dev.add_argument("--data-dir", type=Path, help="state directory (default: dev.dataDir)")
+    dev.add_argument("--webserver-port", type=int, help="default: dagster.webserver.port")
+    dev.add_argument("--code-server-port", type=int, help="default: dagster.userCode.port")
+    dev.add_argument("--postgres-port", type=int, help="default: postgres.port")
+    dev.add_argument("--s3-port", type=int, help="default: the port of objectStorage.endpoint")
+    dev.add_argument("--log-level", type=str.upper,
+                     choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                     help="webserver, daemon and code server (default: from the file)")
+    dev.add_argument("--s3-snapshot-interval", type=float, default=10.0, metavar="SECONDS",
+                     help="how often S3 objects are copied to the data dir (default: 10)")
+    dev.set_defaults(run=lambda args: run(DevOptions(
+        platform_file=args.platform_file, data_dir=args.data_dir,
+        webserver_port=args.webserver_port, code_server_port=args.code_server_port,
+        postgres_port=args.postgres_port, s3_port=args.s3_port, log_level=args.log_level,
+        s3_snapshot_interval=args.s3_snapshot_interval,
+    )))
