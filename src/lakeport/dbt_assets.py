@@ -1,0 +1,209 @@
+"""dbt models as Dagster assets: the `@dbt_assets` definitions lakeport builds.
+
+One op runs `dbt build` for whatever the run selected, so models and their tests run in
+one DuckDB process held to the run's derived settings. Daily-partitioned models (those
+with `meta.lakeport.partition_column`) get their own op, because one op has one
+partitions definition; a partitioned run passes its day window to dbt as vars.
+
+After dbt finishes (it holds DuckDB's write lock while it runs) the op publishes each
+built mart to the Iceberg catalog and records, with every materialization, the DuckDB
+settings used and the Iceberg snapshot written.
+
+A dbt error (bad SQL, a failing test) is raised as a Failure that is not retried: the
+same SQL fails the same way. Anything else (the catalog, S3) is retried by the policy.
+"""
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
+
+from lakeport.catalog import load_catalog
+from lakeport.duckdb_settings import (
+    SETTINGS_ENV,
+    DuckDBSettings,
+    connect,
+    default_spill_dir,
+    derive_duckdb_settings,
+)
+from lakeport.iceberg_publish import DayWindow, publish, read_relation
+from lakeport.platform import Platform
+from lakeport.profiles import PROFILE_TAG, SPILL_MOUNT_PATH
+from lakeport.translator import LakeportDbtTranslator, is_published, model_options
+
+# Where dbt-duckdb keeps its database (the demo's profiles.yml reads this variable).
+DUCKDB_PATH_ENV = "LAKEPORT_DUCKDB_PATH"
+DEFAULT_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL)
+
+
+def duckdb_database_path(platform: Platform) -> Path:
+    """The run's DuckDB file: scratch space on the spill volume in a pod, under
+    dev.dataDir on one machine. Durable tables live in the Iceberg catalog, not here."""
+    if os.environ.get(DUCKDB_PATH_ENV):
+        return Path(os.environ[DUCKDB_PATH_ENV])
+    if Path(SPILL_MOUNT_PATH).is_dir():
+        return Path(SPILL_MOUNT_PATH) / "lakehouse.duckdb"
+    return Path(platform.dev.data_dir).resolve() / "duckdb" / "lakehouse.duckdb"
+
+
+def partitioned_models(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """Model name -> its partition column, for every daily-partitioned model."""
+    return {
+        node["name"]: options.partition_column
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+        and (options := model_options(node)).partition_column is not None
+    }
+
+
+def build_dbt_assets(
+    *,
+    project: DbtProject,
+    manifest: Mapping[str, Any],
+    platform: Platform,
+    translator: LakeportDbtTranslator,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    retry_policy: dg.RetryPolicy | None = DEFAULT_RETRY_POLICY,
+    name_prefix: str = "dbt",
+) -> list[dg.AssetsDefinition]:
+    partitioned = partitioned_models(manifest)
+    runner = _DbtBuild(platform, manifest, translator, partitioned)
+    definitions = []
+    selection = " ".join(sorted(partitioned))
+
+    @dbt_assets(
+        manifest=manifest,
+        project=project,
+        dagster_dbt_translator=translator,
+        exclude=selection or None,
+        name=f"{name_prefix}_models",
+        retry_policy=retry_policy,
+    )
+    def unpartitioned(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        yield from runner(context, dbt)
+
+    definitions.append(unpartitioned)
+    if partitioned:
+
+        @dbt_assets(
+            manifest=manifest,
+            project=project,
+            dagster_dbt_translator=translator,
+            select=selection,
+            name=f"{name_prefix}_daily_models",
+            partitions_def=partitions_def,
+            retry_policy=retry_policy,
+        )
+        def daily(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+            yield from runner(context, dbt)
+
+        definitions.append(daily)
+    return definitions
+
+
+class _DbtBuild:
+    """The body of every lakeport dbt op."""
+
+    def __init__(self, platform, manifest, translator, partitioned: dict[str, str]):
+        self.platform = platform
+        self.manifest = manifest
+        self.translator = translator
+        self.partitioned = partitioned
+
+    def __call__(self, context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator:
+        platform = self.platform
+        profile_name = context.run.tags.get(PROFILE_TAG)
+        settings = derive_duckdb_settings(
+            platform.profile(profile_name), spill_dir=default_spill_dir(platform)
+        )
+        context.log.info(f"DuckDB settings for this run: {settings.to_json()}")
+        database = duckdb_database_path(platform)
+        database.parent.mkdir(parents=True, exist_ok=True)
+
+        args: list[str] = ["build"]
+        days = None
+        if context.assets_def.partitions_def is not None:
+            window = context.partition_time_window
+            days = (window.start.date(), window.end.date())
+            args += ["--vars", json.dumps({"min_date": str(days[0]), "max_date": str(days[1])})]
+
+        with _environment({SETTINGS_ENV: settings.to_json(), DUCKDB_PATH_ENV: str(database)}):
+            invocation = dbt.cli(args, context=context, raise_on_error=False)
+            # dbt holds DuckDB's write lock until it exits: collect, then publish.
+            events = list(invocation.stream())
+
+        built = [e for e in events if isinstance(e, dg.Output)]
+        published = self._publish(context, settings, database, built, days)
+        for event in events:
+            if isinstance(event, dg.Output):
+                unique_id = _unique_id(event)
+                event = event.with_metadata(
+                    {**event.metadata, **settings.as_metadata(), **published.get(unique_id, {})}
+                )
+            yield event
+
+        if not invocation.is_successful():
+            error = invocation.get_error()
+            raise dg.Failure(
+                description=f"dbt build failed: {error}",
+                metadata={"dbt/target_path": str(invocation.target_path)},
+                allow_retries=False,
+            )
+
+    def _publish(
+        self,
+        context,
+        settings: DuckDBSettings,
+        database: Path,
+        built: list[dg.Output],
+        days,
+    ) -> dict[str, dict]:
+        targets = []
+        for output in built:
+            unique_id = _unique_id(output)
+            node = self.manifest["nodes"].get(unique_id or "")
+            if node is not None and is_published(node):
+                targets.append(node)
+        if not targets:
+            return {}
+        catalog = load_catalog(self.platform)
+        namespace = self.platform.catalog.namespace
+        results = {}
+        with contextlib.closing(connect(settings, database, read_only=True)) as connection:
+            for node in targets:
+                relation = f'"{node["schema"]}"."{node["alias"] or node["name"]}"'
+                column = self.partitioned.get(node["name"])
+                window = DayWindow(column, *days) if column and days else None
+                rows = read_relation(connection, relation, window)
+                result = publish(catalog, namespace, node["name"], rows, window)
+                context.log.info(
+                    f"published {relation} to Iceberg {result.identifier}: "
+                    f"{result.row_count} rows, snapshot {result.snapshot_id}"
+                )
+                results[node["unique_id"]] = result.as_metadata()
+        return results
+
+
+def _unique_id(event: dg.Output) -> str | None:
+    value = event.metadata.get("unique_id")
+    return getattr(value, "value", value)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    """Set variables for a subprocess started inside the block, then put them back."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -1,0 +1,61 @@
+"""The dbt manifest: prepared at build/test time, only read when definitions load.
+
+Parsing a dbt project takes seconds and needs dbt's whole toolchain; a code server or run
+pod that parsed on import would pay that on every start. The image build and the tests
+call `prepare_manifest` (CLI: `lakeport prepare-dbt <project dir>`); loading definitions
+only reads `target/manifest.json` and says how to make it when it is missing.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+MANIFEST = Path("target") / "manifest.json"
+
+
+class ManifestMissingError(RuntimeError):
+    pass
+
+
+def manifest_path(project_dir: str | Path) -> Path:
+    return Path(project_dir) / MANIFEST
+
+
+def prepare_manifest(project_dir: str | Path) -> Path:
+    """Run `dbt parse` on the project (its own profiles.yml); return the manifest's path."""
+    project_dir = Path(project_dir).resolve()
+    if not (project_dir / "dbt_project.yml").is_file():
+        raise FileNotFoundError(f"{project_dir} has no dbt_project.yml")
+    command = [
+        dbt_executable(), "parse", "--project-dir", str(project_dir),
+        "--profiles-dir", str(project_dir), "--target-path", "target",
+        "--no-send-anonymous-usage-stats", "--log-path", str(project_dir / "logs"),
+    ]
+    # A stray DBT_TARGET_PATH (dagster-dbt sets one per invocation) would move the manifest.
+    env = {k: v for k, v in os.environ.items() if k not in ("DBT_TARGET_PATH", "DBT_LOG_PATH")}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=project_dir)
+    path = manifest_path(project_dir)
+    if result.returncode != 0 or not path.is_file():
+        raise RuntimeError(
+            f"dbt parse failed for {project_dir} (exit {result.returncode}):\n"
+            + (result.stdout[-4000:] + result.stderr[-4000:])
+        )
+    return path
+
+
+def load_manifest(project_dir: str | Path) -> dict:
+    path = manifest_path(project_dir)
+    if not path.is_file():
+        raise ManifestMissingError(
+            f"{path} does not exist: prepare the dbt manifest first with "
+            f"`lakeport prepare-dbt {project_dir}` (the image build does this)"
+        )
+    return json.loads(path.read_text())
+
+
+def dbt_executable() -> str:
+    beside_python = Path(sys.executable).with_name("dbt")
+    return str(beside_python) if beside_python.exists() else (shutil.which("dbt") or "dbt")

@@ -1,0 +1,138 @@
+"""A dbt project plus platform.yaml -> the Definitions of a lakeport code location.
+
+Assets (dbt models, their tests as asset checks), the job that builds them all, a
+schedule that will not start a run while the last one is still going, declarative
+automation sensors (one per resource profile, so automated runs carry their profile's
+pod resources) and the run-failure webhook.
+"""
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, DbtProject
+
+from lakeport.dbt_assets import DEFAULT_RETRY_POLICY, build_dbt_assets
+from lakeport.dbt_manifest import dbt_executable, load_manifest
+from lakeport.notifications import run_failure_webhook
+from lakeport.platform import Platform
+from lakeport.profiles import PROFILE_TAG, profile_tags
+from lakeport.run_profiles import largest_profile
+from lakeport.translator import LakeportDbtTranslator
+
+ACTIVE_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def build_lakehouse_definitions(
+    project_dir: str | Path,
+    platform: Platform,
+    *,
+    partitions_start_date: str,
+    job_name: str = "lakehouse_job",
+    schedule_name: str = "lakehouse_schedule",
+    schedule_cron: str = "0 4 * * *",
+    job_profile: str | None = None,
+    group_profiles: Mapping[str, str] | None = None,
+    retry_policy: dg.RetryPolicy | None = DEFAULT_RETRY_POLICY,
+) -> dg.Definitions:
+    project_dir = Path(project_dir).resolve()
+    manifest = load_manifest(project_dir)
+    project = DbtProject(project_dir=project_dir, profiles_dir=project_dir)
+    translator = LakeportDbtTranslator(platform, group_profiles)
+    partitions_def = dg.DailyPartitionsDefinition(start_date=partitions_start_date)
+    assets = build_dbt_assets(
+        project=project,
+        manifest=manifest,
+        platform=platform,
+        translator=translator,
+        partitions_def=partitions_def,
+        retry_policy=retry_policy,
+    )
+    asset_profiles = {
+        key: spec.tags.get(PROFILE_TAG) for a in assets for key, spec in _specs(a).items()
+    }
+
+    profile = job_profile or largest_profile(platform, asset_profiles.values())
+    job = dg.define_asset_job(
+        job_name,
+        selection=dg.AssetSelection.assets(*asset_profiles),
+        partitions_def=partitions_def,
+        tags=profile_tags(platform, profile),
+        description=f"Builds every dbt model and runs every dbt test; profile {profile!r}.",
+    )
+    schedule = build_skipping_schedule(
+        schedule_name, job_name, job, partitions_def, schedule_cron, platform, profile
+    )
+    return dg.Definitions(
+        assets=assets,
+        jobs=[job],
+        schedules=[schedule],
+        sensors=[*automation_sensors(platform, asset_profiles), run_failure_webhook],
+        resources={
+            "dbt": DbtCliResource(
+                project_dir=str(project_dir),
+                profiles_dir=str(project_dir),
+                dbt_executable=dbt_executable(),
+            )
+        },
+    )
+
+
+def build_skipping_schedule(
+    name: str,
+    job_name: str,
+    job,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    cron: str,
+    platform: Platform,
+    profile: str,
+) -> dg.ScheduleDefinition:
+    """Requests the newest daily partition on `cron`, unless a run of the job is active."""
+
+    @dg.schedule(name=name, job=job, cron_schedule=cron, execution_timezone="UTC")
+    def skipping_schedule(context: dg.ScheduleEvaluationContext):
+        active = context.instance.get_runs(
+            filters=dg.RunsFilter(job_name=job_name, statuses=ACTIVE_STATUSES), limit=1
+        )
+        if active:
+            run = active[0]
+            return dg.SkipReason(
+                f"run {run.run_id} of {job_name} is still {run.status.value}; not starting another"
+            )
+        partition_key = partitions_def.get_last_partition_key(
+            current_time=context.scheduled_execution_time
+        )
+        return dg.RunRequest(partition_key=partition_key, tags=profile_tags(platform, profile))
+
+    return skipping_schedule
+
+
+def automation_sensors(
+    platform: Platform, asset_profiles: Mapping[dg.AssetKey, str | None]
+) -> list[dg.AutomationConditionSensorDefinition]:
+    """One declarative-automation sensor per profile, tagging its runs with that profile."""
+    default = platform.dagster.run_launcher.default_profile
+    by_profile: dict[str, list[dg.AssetKey]] = {}
+    for key, name in asset_profiles.items():
+        by_profile.setdefault(name or default, []).append(key)
+    return [
+        dg.AutomationConditionSensorDefinition(
+            f"lakeport_automation_{name}",
+            target=dg.AssetSelection.assets(*keys),
+            run_tags=profile_tags(platform, name),
+            # Off until an operator turns it on: a fresh deployment must not start runs
+            # by itself.
+            default_status=dg.DefaultSensorStatus.STOPPED,
+        )
+        for name, keys in sorted(by_profile.items())
+    ]
+
+
+def _specs(assets_def: dg.AssetsDefinition) -> dict[dg.AssetKey, dg.AssetSpec]:
+    return {spec.key: spec for spec in assets_def.specs}

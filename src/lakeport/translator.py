@@ -1,0 +1,153 @@
+"""How a dbt model becomes a Dagster asset in lakeport.
+
+Conventions the demo (and any lakeport dbt project) follows:
+- the folder under models/ is the layer: it is the asset key's prefix and the asset group
+  (raw, staging, intermediate, marts);
+- `meta.owner` / `meta.owners` are the asset owners (emails or `team:name`);
+- `meta.lakeport.profile` names the resource profile its runs need;
+- `meta.lakeport.partition_column` makes a model daily-partitioned on that date column;
+- `meta.lakeport.cron` overrides the cron of a table's automation condition;
+- tables and incremental models in `marts` are published to the Iceberg catalog
+  (`meta.lakeport.iceberg: false` keeps one out).
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
+
+from lakeport.automation import condition_for
+from lakeport.platform import Platform
+from lakeport.profiles import PROFILE_TAG
+
+PUBLISHED_LAYER = "marts"
+MATERIALIZATION_TAG = "dagster/materialization"
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """What a model's `meta.lakeport` asks of lakeport."""
+
+    profile: str | None = None
+    partition_column: str | None = None
+    cron: str | None = None
+    iceberg: bool | None = None
+
+
+def model_meta(props: Mapping[str, Any]) -> dict[str, Any]:
+    return {**(props.get("meta") or {}), **((props.get("config") or {}).get("meta") or {})}
+
+
+def model_options(props: Mapping[str, Any]) -> ModelOptions:
+    options = model_meta(props).get("lakeport") or {}
+    unknown = set(options) - set(ModelOptions.__dataclass_fields__)
+    if unknown:
+        raise ValueError(
+            f"dbt model {props.get('name')!r}: unknown meta.lakeport keys {sorted(unknown)} "
+            f"(known: {sorted(ModelOptions.__dataclass_fields__)})"
+        )
+    return ModelOptions(**options)
+
+
+def layer_of(props: Mapping[str, Any]) -> str:
+    if props.get("resource_type") == "source":
+        return "sources"
+    fqn = props.get("fqn") or []
+    # fqn is [project, folder..., name]: the first folder is the layer.
+    return fqn[1] if len(fqn) > 2 else "models"
+
+
+def materialization_of(props: Mapping[str, Any]) -> str:
+    return (props.get("config") or {}).get("materialized") or ""
+
+
+def is_published(props: Mapping[str, Any]) -> bool:
+    """True for models lakeport writes into the Iceberg catalog."""
+    if props.get("resource_type") != "model":
+        return False
+    choice = model_options(props).iceberg
+    if choice is not None:
+        return choice
+    return layer_of(props) == PUBLISHED_LAYER and materialization_of(props) in (
+        "table",
+        "incremental",
+    )
+
+
+class LakeportDbtTranslator(DagsterDbtTranslator):
+    def __init__(
+        self,
+        platform: Platform,
+        group_profiles: Mapping[str, str] | None = None,
+    ):
+        super().__init__(DagsterDbtTranslatorSettings(enable_asset_checks=True))
+        self.platform = platform
+        self.group_profiles = dict(group_profiles or {})
+        for group, name in self.group_profiles.items():
+            platform.profile(name)  # an unknown name fails here, naming the profiles there are
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props.get("resource_type") == "source":
+            return dg.AssetKey(
+                ["sources", dbt_resource_props["source_name"], dbt_resource_props["name"]]
+            )
+        return dg.AssetKey([layer_of(dbt_resource_props), dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return layer_of(dbt_resource_props)
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str] | None:
+        meta = model_meta(dbt_resource_props)
+        owners = meta.get("owners") or ([meta["owner"]] if meta.get("owner") else [])
+        return list(owners) or super().get_owners(dbt_resource_props)
+
+    def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
+        tags = dict(super().get_tags(dbt_resource_props))
+        materialized = materialization_of(dbt_resource_props)
+        if materialized:
+            tags[MATERIALIZATION_TAG] = materialized
+        profile = self.profile_of(dbt_resource_props)
+        if profile:
+            tags[PROFILE_TAG] = profile
+        return tags
+
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        metadata = dict(super().get_metadata(dbt_resource_props))
+        if is_published(dbt_resource_props):
+            metadata["lakeport/iceberg_table"] = ".".join(
+                [self.platform.catalog.namespace, dbt_resource_props["name"]]
+            )
+        return metadata
+
+    def get_automation_condition(
+        self, dbt_resource_props: Mapping[str, Any]
+    ) -> dg.AutomationCondition | None:
+        if dbt_resource_props.get("resource_type") != "model":
+            return None
+        options = model_options(dbt_resource_props)
+        return condition_for(
+            materialization_of(dbt_resource_props),
+            partitioned=options.partition_column is not None,
+            cron=options.cron,
+        )
+
+    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if is_published(self.get_resource_props(manifest, unique_id)):
+            spec = spec.merge_attributes(kinds={"iceberg"})
+        return spec
+
+    def profile_of(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        """The profile a model's runs need: its meta's, else its group's; None: default."""
+        name = model_options(dbt_resource_props).profile
+        if name is None:
+            name = self.group_profiles.get(layer_of(dbt_resource_props))
+        if name is not None and name not in self.platform.resource_profiles:
+            known = ", ".join(sorted(self.platform.resource_profiles))
+            raise ValueError(
+                f"dbt model {dbt_resource_props.get('name')!r}: meta.lakeport.profile "
+                f"{name!r} is not a resource profile in platform.yaml (have: {known})"
+            )
+        return name

@@ -1,0 +1,1 @@
+"""The demo lakehouse code location: a dbt-duckdb project built with lakeport."""

@@ -1,0 +1,70 @@
+"""Helpers for the demo-lakehouse tests: a platform pointing at the test's services, a
+Postgres-backed DagsterInstance, a prepared copy of the demo dbt project."""
+
+import shutil
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+
+from lakeport.config import parse_platform
+from lakeport.dbt_manifest import prepare_manifest
+from lakeport.platform import Platform
+from lakeport_demo.build import DBT_PROJECT_DIR
+
+WAREHOUSE_BUCKET = "lakeport-warehouse"
+
+
+def demo_platform(data_dir: Path, s3_endpoint: str, extra: str = "") -> Platform:
+    return parse_platform(
+        f"""
+catalog:
+  type: sql
+  warehouse: s3://{WAREHOUSE_BUCKET}/
+  namespace: analytics
+objectStorage:
+  endpoint: {s3_endpoint}
+  region: us-east-1
+  pathStyle: true
+dev:
+  dataDir: {data_dir}
+{extra}
+"""
+    )
+
+
+@contextmanager
+def postgres_instance(postgres_server, database: str, home: Path):
+    """A DagsterInstance whose run, event and schedule storage is the real Postgres."""
+    home.mkdir(parents=True, exist_ok=True)
+    # psycopg2, not psycopg 3 (SQLAlchemy 2.1's default for postgresql://): dagster-postgres
+    # sends `NOTIFY run_events, %s`, which psycopg 3's server-side binding rejects.
+    params = {
+        "username": postgres_server.user,
+        "password": postgres_server.password,
+        "hostname": postgres_server.host,
+        "port": postgres_server.port,
+        "db_name": database,
+        "scheme": "postgresql+psycopg2",
+    }
+    overrides = {"storage": {"postgres": {"postgres_db": params}}}
+    with dg.instance_for_test(overrides=overrides, temp_dir=str(home)) as instance:
+        yield instance
+
+
+def copy_project(target: Path) -> Path:
+    """A private copy of the demo dbt project, for tests that break a model or a test."""
+    shutil.copytree(
+        DBT_PROJECT_DIR, target, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb")
+    )
+    return target
+
+
+def prepare(project_dir: Path) -> Path:
+    prepare_manifest(project_dir)
+    return project_dir
+
+
+def yesterday_partition() -> str:
+    return (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
