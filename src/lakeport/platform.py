@@ -329,6 +329,10 @@ class RunLauncher(Model):
     finished_job_ttl_seconds: Annotated[int, Field(ge=0)] = 3600
     default_profile: K8sName = DEFAULT_PROFILE
     backoff_limit: Annotated[int, Field(ge=0, le=10)] = 0
+    # The ConfigMap holding the effective platform.yaml; the chart fills it in (leave it
+    # empty). Every profile's run_k8s_config mounts it, because a run's profile tag
+    # replaces the launcher's whole volume list (SHALLOW merge).
+    platform_config_map: K8sName | None = None
 
 
 class Dagster(Model):

@@ -15,6 +15,8 @@ K8S_CONFIG_TAG = "dagster-k8s/config"
 PROFILE_TAG = "lakeport/profile"
 SPILL_VOLUME = "duckdb-spill"
 SPILL_MOUNT_PATH = "/var/lib/lakeport/spill"
+PLATFORM_VOLUME = "lakeport-platform"
+PLATFORM_MOUNT_PATH = "/etc/lakeport"
 
 
 def run_k8s_config(platform: Platform, profile_name: str | None = None) -> dict:
@@ -24,16 +26,21 @@ def run_k8s_config(platform: Platform, profile_name: str | None = None) -> dict:
         kind: {k: str(v) for k, v in getattr(profile, kind).model_dump().items() if v is not None}
         for kind in ("requests", "limits")
     }
+    mounts = [{"name": SPILL_VOLUME, "mount_path": SPILL_MOUNT_PATH}]
+    volumes = [
+        {"name": SPILL_VOLUME, "empty_dir": {"size_limit": str(profile.spill_volume_size)}}
+    ]
+    config_map = platform.dagster.run_launcher.platform_config_map
+    if config_map:
+        # SHALLOW replaces the launcher's volumes and mounts with these, so the run pod's
+        # settings file (the chart's platform ConfigMap) must be part of every profile.
+        mounts.append(
+            {"name": PLATFORM_VOLUME, "mount_path": PLATFORM_MOUNT_PATH, "read_only": True}
+        )
+        volumes.append({"name": PLATFORM_VOLUME, "config_map": {"name": config_map}})
     return {
-        "container_config": {
-            "resources": resources,
-            "volume_mounts": [{"name": SPILL_VOLUME, "mount_path": SPILL_MOUNT_PATH}],
-        },
-        "pod_spec_config": {
-            "volumes": [
-                {"name": SPILL_VOLUME, "empty_dir": {"size_limit": str(profile.spill_volume_size)}}
-            ],
-        },
+        "container_config": {"resources": resources, "volume_mounts": mounts},
+        "pod_spec_config": {"volumes": volumes},
         "merge_behavior": "SHALLOW",
     }
 

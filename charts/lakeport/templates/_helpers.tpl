@@ -71,6 +71,7 @@ Returns YAML; use with fromYaml.
 {{- define "lakeport.effectivePlatform" -}}
 {{- $v := deepCopy .Values -}}
 {{- $ns := .Release.Namespace -}}
+{{- $_ := set $v.dagster.runLauncher "platformConfigMap" (include "lakeport.platformConfigMap" .) -}}
 {{- if not $v.dagster.runLauncher.jobNamespace -}}
 {{- $_ := set $v.dagster.runLauncher "jobNamespace" $ns -}}
 {{- end -}}

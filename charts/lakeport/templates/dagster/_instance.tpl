@@ -6,6 +6,9 @@ No secret value appears here: the Postgres password is read from LAKEPORT_POSTGR
 {{- define "lakeport.postgresDb" -}}
 {{- $p := fromYaml (include "lakeport.effectivePlatform" .) -}}
 postgres_db:
+  # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3, whose server-side parameters
+  # break dagster-postgres' `NOTIFY run_events, %(id)s`; psycopg2 binds client-side.
+  scheme: postgresql+psycopg2
   hostname: {{ $p.postgres.host | quote }}
   port: {{ $p.postgres.port | int }}
   username: {{ $p.postgres.user | quote }}
@@ -18,11 +21,12 @@ postgres_db:
 
 {{/*
 The launcher's run_k8s_config: the default profile exactly as
-lakeport.profiles.run_k8s_config renders it (container resources, the spill volume and
-its mount, merge_behavior SHALLOW), plus what every run needs whatever its profile: secret
-env by reference, the pod security context and the Job's TTL/backoff. A run tagged with
-another profile replaces only resources, volume_mounts and volumes (SHALLOW merge), so
-these extra keys survive.
+lakeport.profiles.run_k8s_config renders it (container resources, the spill volume, the
+platform ConfigMap, their mounts), plus what every run needs whatever its profile: secret env by reference, the
+pod security context and the Job's TTL/backoff. merge_behavior is not part of it: the
+launcher's schema has no such key, and the merge follows the run tag's SHALLOW, so a run
+tagged with another profile replaces only resources, volume_mounts and volumes and these
+extra keys survive.
 */}}
 {{- define "lakeport.runK8sConfig" -}}
 {{- $p := fromYaml (include "lakeport.effectivePlatform" .) -}}
@@ -34,6 +38,9 @@ container_config:
   volume_mounts:
     - name: duckdb-spill
       mount_path: /var/lib/lakeport/spill
+    - name: lakeport-platform
+      mount_path: {{ include "lakeport.platformDir" . }}
+      read_only: true
   env:
     {{- include "lakeport.secretEnvSnake" (dict "ctx" .) | trim | nindent 4 }}
 pod_spec_config:
@@ -41,12 +48,14 @@ pod_spec_config:
     - name: duckdb-spill
       empty_dir:
         size_limit: {{ $profile.spillVolumeSize | toString | quote }}
+    - name: lakeport-platform
+      config_map:
+        name: {{ $p.dagster.runLauncher.platformConfigMap }}
   security_context:
     {{- include "lakeport.podSecurityContextSnake" (dict "uid" (include "lakeport.uid" .)) | nindent 4 }}
 job_spec_config:
   ttl_seconds_after_finished: {{ $p.dagster.runLauncher.finishedJobTtlSeconds | int }}
   backoff_limit: {{ $p.dagster.runLauncher.backoffLimit | int }}
-merge_behavior: SHALLOW
 {{- end -}}
 
 {{/* The secret env of run pods in dagster-k8s's snake_case; not optional (see the bootstrap Job). */}}
@@ -105,18 +114,8 @@ run_launcher:
     image_pull_policy: {{ $p.images.lakeport.pullPolicy | quote }}
     env_config_maps:
       - {{ include "lakeport.envConfigMap" . | quote }}
-    volumes:
-      - name: lakeport-platform
-        configMap:
-          name: {{ include "lakeport.platformConfigMap" . | quote }}
-      - name: dagster-home
-        emptyDir: {}
-    volume_mounts:
-      - name: lakeport-platform
-        mountPath: {{ include "lakeport.platformDir" . | quote }}
-        readOnly: true
-      - name: dagster-home
-        mountPath: {{ include "lakeport.dagsterHome" . | quote }}
+    # No launcher-level volumes: a run's profile tag replaces the whole volume list
+    # (SHALLOW), so the platform ConfigMap rides in run_k8s_config with every profile.
     # The root filesystem stays writable in run pods: dbt writes target/ and logs/ next
     # to the project inside the image.
     security_context:
