@@ -1,0 +1,166 @@
+"""The effective platform file the chart mounts: accepted by lakeport, and the one source
+for the launcher's default profile."""
+
+import copy
+
+import boto3
+import pytest
+import yaml
+from chart_render import (
+    ENVIRONMENTS,
+    NAMESPACE,
+    dagster_yaml,
+    effective_platform_text,
+    find,
+    one,
+    pod_spec,
+    render_env,
+)
+
+from lakeport.config import parse_platform
+from lakeport.profiles import run_k8s_config
+
+DAGSTER_WORKLOADS = ("lakeport-webserver", "lakeport-daemon", "lakeport-user-code")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_effective_platform_is_valid_for_lakeport(env):
+    platform = parse_platform(effective_platform_text(render_env(env)), f"{env} (rendered)")
+    # What the chart provides is filled in; what the file set stays.
+    assert platform.dagster.run_launcher.job_namespace == NAMESPACE
+    assert platform.dagster.run_launcher.platform_config_map == "lakeport-platform"
+    assert platform.catalog.rest.uri == (
+        f"http://lakeport-polaris.{NAMESPACE}.svc:8181/api/catalog"
+    )
+    assert platform.catalog.rest.credentials_secret.secret_name == "lakeport-polaris-principal"
+    if env == "kind":
+        assert platform.object_storage.endpoint == f"http://lakeport-localstack.{NAMESPACE}.svc:4566"
+        assert platform.object_storage.credentials_secret.secret_name == (
+            "lakeport-localstack-credentials"
+        )
+        assert platform.postgres.host == f"lakeport-postgres.{NAMESPACE}.svc"
+        assert platform.postgres.password_secret.secret_name == "lakeport-postgres"
+        assert platform.polaris.root_credentials_secret.secret_name == "lakeport-polaris-root"
+    else:
+        # Real S3 through IRSA, RDS: nothing in-chart replaces what the file says.
+        assert platform.object_storage.endpoint is None
+        assert platform.object_storage.credentials_secret is None
+        assert platform.postgres.host == "lakeport.cluster-abc123.eu-west-1.rds.amazonaws.com"
+        assert platform.postgres.password_secret.secret_name == "lakeport-rds"
+        assert platform.polaris.root_credentials_secret.secret_name == "lakeport-polaris-root"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_launcher_default_profile_is_profiles_run_k8s_config(env):
+    """No drift: the instance's run_k8s_config is lakeport.profiles' for the default profile."""
+    objects = render_env(env)
+    platform = parse_platform(effective_platform_text(objects))
+    rendered = copy.deepcopy(dagster_yaml(objects)["run_launcher"]["config"]["run_k8s_config"])
+    expected = run_k8s_config(platform, platform.dagster.run_launcher.default_profile)
+    # The launcher schema has no merge_behavior; the run tag's SHALLOW governs the merge.
+    assert expected.pop("merge_behavior") == "SHALLOW"
+    # What every run needs whatever its profile, in keys a profile tag never replaces.
+    env_vars = rendered["container_config"].pop("env")
+    security = rendered["pod_spec_config"].pop("security_context")
+    job_spec = rendered.pop("job_spec_config")
+    assert rendered == expected
+    assert {e["name"] for e in env_vars} >= {"LAKEPORT_POSTGRES_PASSWORD", "LAKEPORT_CATALOG_CREDENTIAL"}
+    assert security["run_as_non_root"] is True
+    assert job_spec == {
+        "ttl_seconds_after_finished": platform.dagster.run_launcher.finished_job_ttl_seconds,
+        "backoff_limit": platform.dagster.run_launcher.backoff_limit,
+    }
+
+
+def test_launcher_follows_a_changed_default_profile(tmp_path):
+    # The drift check above must see a different profile when the default changes.
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"dagster": {"runLauncher": {"defaultProfile": "large"}}}))
+    from chart_render import platform_file, render
+
+    objects = render(str(platform_file("kind")), str(values))
+    platform = parse_platform(effective_platform_text(objects))
+    rendered = dagster_yaml(objects)["run_launcher"]["config"]["run_k8s_config"]
+    assert rendered["container_config"]["resources"] == (
+        run_k8s_config(platform, "large")["container_config"]["resources"]
+    )
+    assert rendered["container_config"]["resources"]["limits"]["memory"] == "4Gi"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_dagster_pod_mounts_the_platform_file(env):
+    objects = render_env(env)
+    env_cm = one(objects, "ConfigMap", "lakeport-env")["data"]
+    assert env_cm["LAKEPORT_PLATFORM_FILE"] == "/etc/lakeport/platform.yaml"
+    for name in DAGSTER_WORKLOADS:
+        spec = pod_spec(one(objects, "Deployment", name))
+        (container,) = spec["containers"]
+        assert {"configMapRef": {"name": "lakeport-env"}} in container["envFrom"], name
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "lakeport-platform")
+        assert mount["mountPath"] == "/etc/lakeport"
+        volume = next(v for v in spec["volumes"] if v["name"] == "lakeport-platform")
+        assert volume["configMap"]["name"] == "lakeport-platform"
+        annotations = one(objects, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]
+        assert {"checksum/instance", "checksum/platform", "checksum/workspace"} <= set(annotations)
+
+
+def test_config_changes_roll_the_pods(tmp_path):
+    from chart_render import platform_file, render
+
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"computeLogs": {"prefix": "elsewhere"}}))
+    before = render_env("kind")
+    after = render(str(platform_file("kind")), str(values))
+    for name in DAGSTER_WORKLOADS:
+        a = one(before, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]
+        b = one(after, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]
+        assert a["checksum/instance"] != b["checksum/instance"], name
+        assert a["checksum/platform"] != b["checksum/platform"], name
+
+
+def _s3_request_url(aws_config_text, endpoint, tmp_path, monkeypatch):
+    """The URL a boto3 client configured by this AWS config file would send HEAD bucket to."""
+    config_file = tmp_path / "aws-config"
+    config_file.write_text(aws_config_text)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint)
+
+    class Sent(Exception):
+        pass
+
+    def stop(request, **_):
+        raise Sent(request.url)
+
+    client.meta.events.register("before-send.s3.*", stop)
+    with pytest.raises(Sent) as sent:
+        client.head_bucket(Bucket="lakeport-compute-logs")
+    return str(sent.value)
+
+
+def test_s3_addressing_follows_object_storage_path_style(tmp_path, monkeypatch):
+    """Every boto3 client in a lakeport pod (S3ComputeLogManager included) reads the AWS
+    config file the chart mounts, so objectStorage.pathStyle decides the addressing."""
+    objects = render_env("kind")
+    endpoint = parse_platform(effective_platform_text(objects)).object_storage.endpoint
+    aws_config = one(objects, "ConfigMap", "lakeport-platform")["data"]["aws-config"]
+    assert _s3_request_url(aws_config, endpoint, tmp_path, monkeypatch) == (
+        f"{endpoint}/lakeport-compute-logs"
+    )
+
+    from chart_render import platform_file, render
+
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"objectStorage": {"pathStyle": False}}))
+    virtual = one(render(str(platform_file("kind")), str(values)), "ConfigMap", "lakeport-platform")
+    url = _s3_request_url(virtual["data"]["aws-config"], endpoint, tmp_path, monkeypatch)
+    assert url.startswith("http://lakeport-compute-logs.lakeport-localstack.")
+
+
+def test_cloud_has_no_localstack_wiring():
+    objects = render_env("cloud")
+    aws_config = one(objects, "ConfigMap", "lakeport-platform")["data"]["aws-config"]
+    assert "addressing_style = virtual" in aws_config
+    assert "AWS_ENDPOINT_URL_S3" not in one(objects, "ConfigMap", "lakeport-env")["data"]
+    assert find(objects, "Secret", "lakeport-localstack-credentials") == []
