@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lakeport.config import PLATFORM_FILE_ENV
@@ -176,6 +177,26 @@ def job_outcome(job) -> str:
         if condition.type == "Failed":
             return "failed"
     return "running"
+
+
+def polaris_bootstrap_state(
+    job, secret_data: Mapping[str, str] | None, key: str
+) -> tuple[str, str]:
+    """('done' | 'waiting' | 'failed', why) for the Polaris bootstrap.
+
+    The bootstrap Job is a Helm hook deleted once it succeeds, so "no Job" is success only
+    when the principal's credential it writes is in its Secret. Values are never read
+    beyond "present and non-empty".
+    """
+    if job is not None:
+        outcome = job_outcome(job)
+        if outcome == "failed":
+            return "failed", f"job/{job.metadata.name} failed"
+        if outcome == "running":
+            return "waiting", f"job/{job.metadata.name} has not completed"
+    if not secret_data or not secret_data.get(key):
+        return "waiting", f"the principal Secret has no {key!r} yet"
+    return "done", "bootstrapped"
 
 
 # --- Dagster GraphQL ------------------------------------------------------------------------
@@ -375,6 +396,69 @@ def forwarded_port(line: str) -> int | None:
     """The local port of a `kubectl port-forward` "Forwarding from ..." line."""
     match = _FORWARDING.match(line.strip())
     return int(match.group(1)) if match else None
+
+
+# --- the UI through a browser -----------------------------------------------------------------
+
+
+def chromium_driver(width: int = 1600, height: int = 1000):
+    """Headless Debian chromium driven by its chromedriver (both from apt)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for binary in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if Path(binary).exists():
+            options.binary_location = binary
+            break
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={width},{height}",
+    ):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def dismiss_first_visit_modal(driver, timeout: float = 8) -> bool:
+    """Close Dagster's "Join the Dagster community" dialog (it opens ~1 s after the first
+    load of a browser profile) with its Skip button. False when it never appeared."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    skip = (
+        By.XPATH,
+        "//div[contains(@class,'dialog')]//button[normalize-space(.)='Skip']"
+        " | //*[@role='dialog']//button[normalize-space(.)='Skip']",
+    )
+    try:
+        button = WebDriverWait(driver, timeout).until(ec.element_to_be_clickable(skip))
+    except TimeoutException:
+        return False
+    button.click()
+    WebDriverWait(driver, timeout).until(ec.invisibility_of_element_located(skip))
+    return True
+
+
+def ui_screenshot(driver, url: str, expect_text: str, target: Path, timeout: float = 60) -> str:
+    """Open `url`, dismiss the first-visit dialog, wait until the page shows `expect_text`,
+    save a PNG screenshot to `target`; return the page's visible text."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    dismiss_first_visit_modal(driver)
+    WebDriverWait(driver, timeout).until(
+        lambda d: expect_text in d.find_element(By.TAG_NAME, "body").text
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not driver.save_screenshot(str(target)):
+        raise RuntimeError(f"chromium could not write {target}")
+    return driver.find_element(By.TAG_NAME, "body").text
 
 
 @dataclass(frozen=True)

@@ -265,6 +265,28 @@ def test_job_outcome():
     assert h.job_outcome(client.V1Job(status=None)) == "running"
 
 
+def test_polaris_bootstrap_state():
+    def job(*conditions):
+        return client.V1Job(
+            metadata=client.V1ObjectMeta(name="lakeport-polaris-bootstrap"),
+            status=client.V1JobStatus(
+                conditions=[client.V1JobCondition(type=t, status="True") for t in conditions]
+            ),
+        )
+
+    filled = {"credential": "aWQ6c2VjcmV0"}
+    assert h.polaris_bootstrap_state(job("Failed"), filled, "credential")[0] == "failed"
+    assert h.polaris_bootstrap_state(job(), filled, "credential")[0] == "waiting"
+    assert h.polaris_bootstrap_state(job("Complete"), filled, "credential") == (
+        "done",
+        "bootstrapped",
+    )
+    # The hook Job is deleted after success: then the written credential is the proof.
+    assert h.polaris_bootstrap_state(None, filled, "credential")[0] == "done"
+    assert h.polaris_bootstrap_state(None, {"credential": ""}, "credential")[0] == "waiting"
+    assert h.polaris_bootstrap_state(None, None, "credential")[0] == "waiting"
+
+
 # --- GraphQL --------------------------------------------------------------------------------
 
 
@@ -363,3 +385,98 @@ def test_expected_tables_missing():
     expected = h.ExpectedTables("analytics", frozenset({"daily_revenue", "customers"}))
     assert expected.missing([("analytics", "daily_revenue")]) == ["customers"]
     assert expected.missing([("analytics", "daily_revenue"), ("analytics", "customers")]) == []
+
+
+# --- the UI: real dagster-webserver, real headless chromium ---------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def local_webserver(tmp_path):
+    """dagster-webserver over the recording location, on a fresh DAGSTER_HOME (so the
+    first-visit dialog is due, as on a fresh kind deployment)."""
+    import os
+    import sys
+    import time
+
+    import requests
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(
+        yaml.safe_dump(
+            {
+                "load_from": [
+                    {
+                        "python_file": {
+                            "relative_path": str(FIXTURES / "recording_location.py"),
+                            "attribute": "defs",
+                            "location_name": "demo",
+                        }
+                    }
+                ]
+            }
+        )
+    )
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("dagster-webserver")),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            str(workspace),
+        ],
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if requests.get(f"{base}/server_info", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert process.poll() is None, "dagster-webserver exited"
+            assert time.monotonic() < deadline, "dagster-webserver did not answer in 90 s"
+            time.sleep(0.5)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_ui_dialog_is_dismissed_and_screenshot_taken(local_webserver, tmp_path):
+    driver = h.chromium_driver()
+    try:
+        driver.get(f"{local_webserver}/runs")
+        # The dialog is due on this fresh instance: the helper must find and close it.
+        assert h.dismiss_first_visit_modal(driver) is True
+        target = tmp_path / "ui.png"
+        text = h.ui_screenshot(
+            driver,
+            f"{local_webserver}/locations/demo/jobs/lakehouse_job",
+            "lakehouse_job",
+            target,
+        )
+    finally:
+        driver.quit()
+    assert "Join the Dagster community" not in text
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
