@@ -1,0 +1,234 @@
+"""What each workload runs and how it is wired."""
+
+import json
+
+import pytest
+import yaml
+from chart_render import (
+    ENVIRONMENTS,
+    NAMESPACE,
+    dagster_yaml,
+    find,
+    one,
+    platform_file,
+    pod_spec,
+    render,
+    render_env,
+    workloads,
+)
+
+
+def _grpc_params(container: dict, extra_env: dict | None = None) -> dict:
+    """The options `dagster api grpc` resolves from this container's args and plain env,
+    parsed by Dagster's own CLI (auto env prefix DAGSTER_CLI, as its entry point sets)."""
+    from dagster._cli import ENV_PREFIX, cli
+
+    argv = container["command"]
+    assert argv[:3] == ["dagster", "api", "grpc"]
+    env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    env.update(extra_env or {})
+    import os
+
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        root = cli.make_context("dagster", list(argv[1:]), auto_envvar_prefix=ENV_PREFIX,
+                                resilient_parsing=False)
+        _name, api, rest = cli.resolve_command(root, root._protected_args + root.args)
+        api_ctx = api.make_context("api", rest, parent=root)
+        _name, grpc, rest = api.resolve_command(api_ctx, api_ctx._protected_args + api_ctx.args)
+        return grpc.make_context("grpc", rest, parent=api_ctx).params
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_code_server_passes_no_container_context(env):
+    """dagster-io/dagster#13921: a code server's container context (resources included)
+    would be merged into every run pod over the launcher's profile."""
+    objects = render_env(env)
+    (container,) = pod_spec(one(objects, "Deployment", "lakeport-user-code"))["containers"]
+    names = {e["name"] for e in container.get("env", [])}
+    assert not {n for n in names if "CONTAINER_CONTEXT" in n}
+    params = _grpc_params(container)
+    assert params["container_context"] is None
+    assert params["container_image"] == one(objects, "Deployment", "lakeport-webserver")[
+        "spec"]["template"]["spec"]["containers"][0]["image"]
+    assert params["module_name"] == "lakeport_demo.definitions"
+    assert params["location_name"] == "demo"
+
+
+def test_the_container_context_check_sees_the_env_var():
+    # Control: the same parsing does pick up the variable Dagster's chart sets.
+    objects = render_env("kind")
+    (container,) = pod_spec(one(objects, "Deployment", "lakeport-user-code"))["containers"]
+    context = json.dumps({"k8s": {"resources": {"limits": {"memory": "1Gi"}}}})
+    params = _grpc_params(container, {"DAGSTER_CLI_API_GRPC_CONTAINER_CONTEXT": context})
+    assert params["container_context"] == context
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_webserver_and_daemon_reach_user_code_only_over_grpc(env):
+    objects = render_env(env)
+    workspace = yaml.safe_load(one(objects, "ConfigMap", "lakeport-dagster-workspace")["data"]["workspace.yaml"])
+    assert workspace == {"load_from": [{"grpc_server": {
+        "host": "lakeport-user-code", "port": 4000, "location_name": "demo"}}]}
+    service = one(objects, "Service", "lakeport-user-code")
+    assert service["spec"]["ports"][0]["port"] == 4000
+    for name in ("lakeport-webserver", "lakeport-daemon"):
+        (container,) = pod_spec(one(objects, "Deployment", name))["containers"]
+        command = container["command"]
+        assert "/opt/dagster/workspace/workspace.yaml" in command
+        assert not {"-m", "--module-name", "-f", "--python-file"} & set(command), name
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_probes_and_replicas(env):
+    objects = render_env(env)
+    web = one(objects, "Deployment", "lakeport-webserver")
+    (c,) = pod_spec(web)["containers"]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert c[probe]["httpGet"]["path"] == "/server_info"
+    expected_replicas = 2 if env == "cloud" else 1
+    assert web["spec"]["replicas"] == expected_replicas
+
+    daemon = one(objects, "Deployment", "lakeport-daemon")
+    assert daemon["spec"]["replicas"] == 1
+    assert daemon["spec"]["strategy"] == {"type": "Recreate"}
+
+    (code,) = pod_spec(one(objects, "Deployment", "lakeport-user-code"))["containers"]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert code[probe]["exec"]["command"][:3] == ["dagster", "api", "grpc-health-check"]
+        assert code[probe]["exec"]["command"][-1] == "4000"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_pods_run_as_non_root_except_localstack(env):
+    for obj in workloads(render_env(env)):
+        spec = pod_spec(obj)
+        name = obj["metadata"]["name"]
+        if name == "lakeport-localstack":
+            continue
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, f"{name}/{c['name']}"
+            assert sc["capabilities"]["drop"] == ["ALL"], f"{name}/{c['name']}"
+            assert sc["readOnlyRootFilesystem"] is True, f"{name}/{c['name']}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_migrate_runs_before_an_upgrade_with_the_new_instance_config(env):
+    objects = render_env(env)
+    job = one(objects, "Job", "lakeport-migrate")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade"
+    (c,) = pod_spec(job)["containers"]
+    assert c["command"] == ["dagster", "instance", "migrate"]
+    hook_cm = one(objects, "ConfigMap", "lakeport-migrate")
+    assert hook_cm["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade"
+    assert int(hook_cm["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        job["metadata"]["annotations"]["helm.sh/hook-weight"])
+    assert yaml.safe_load(hook_cm["data"]["dagster.yaml"]) == dagster_yaml(objects)
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "instance")
+    assert mount["mountPath"] == "/opt/dagster/dagster_home/dagster.yaml"
+    # On install Dagster's Postgres storages create the schema; pods wait for Postgres.
+    for name in ("lakeport-webserver", "lakeport-daemon"):
+        init = pod_spec(one(objects, "Deployment", name))["initContainers"]
+        assert [i["name"] for i in init] == ["wait-for-postgres"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_polaris_keeps_state_in_postgres_and_is_bootstrapped(env):
+    objects = render_env(env)
+    spec = pod_spec(one(objects, "Deployment", "lakeport-polaris"))
+    (server,) = spec["containers"]
+    env_vars = {e["name"]: e for e in server["env"]}
+    assert env_vars["POLARIS_PERSISTENCE_TYPE"]["value"] == "relational-jdbc"
+    host = "lakeport-postgres.lakeport.svc" if env == "kind" else (
+        "lakeport.cluster-abc123.eu-west-1.rds.amazonaws.com")
+    ssl = "prefer" if env == "kind" else "require"
+    assert env_vars["QUARKUS_DATASOURCE_JDBC_URL"]["value"] == (
+        f"jdbc:postgresql://{host}:5432/polaris?sslmode={ssl}")
+    assert "secretKeyRef" in env_vars["QUARKUS_DATASOURCE_PASSWORD"]["valueFrom"]
+    assert env_vars["POLARIS_REALM_CONTEXT_REALMS"]["value"] == "POLARIS"
+    realm = next(i for i in spec["initContainers"] if i["name"] == "bootstrap-realm")
+    assert realm["image"] == "apache/polaris-admin-tool:1.2.0-incubating"
+    assert "already been bootstrapped" in realm["command"][-1]
+    root = {e["name"]: e for e in realm["env"]}["POLARIS_ROOT_CREDENTIAL"]
+    assert root["valueFrom"]["secretKeyRef"]["name"] == "lakeport-polaris-root"
+
+    job = one(objects, "Job", "lakeport-polaris-bootstrap")
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "post-install,post-upgrade"
+    assert job["spec"]["backoffLimit"] == 6
+    (c,) = pod_spec(job)["containers"]
+    assert c["command"] == ["python", "-m", "lakeport.polaris_bootstrap"]
+    assert pod_spec(job)["serviceAccountName"] == "lakeport-polaris-bootstrap"
+
+
+def test_postgres_creates_both_databases_and_keeps_its_volume():
+    objects = render_env("kind")
+    sts = one(objects, "StatefulSet", "lakeport-postgres")
+    (c,) = pod_spec(sts)["containers"]
+    env_vars = {e["name"]: e for e in c["env"]}
+    assert env_vars["POSTGRES_DB"]["value"] == "dagster"
+    assert env_vars["POSTGRES_USER"]["value"] == "lakeport"
+    script = one(objects, "ConfigMap", "lakeport-postgres-init")["data"]["10-databases.sh"]
+    assert "CREATE DATABASE polaris OWNER lakeport;" in script
+    (claim,) = sts["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert pod_spec(sts)["securityContext"]["runAsUser"] == 999
+
+
+def test_localstack_is_pinned_and_creates_the_buckets():
+    objects = render_env("kind")
+    (c,) = pod_spec(one(objects, "Deployment", "lakeport-localstack"))["containers"]
+    assert c["image"] == "localstack/localstack:4.14.0"
+    script = one(objects, "ConfigMap", "lakeport-localstack-init")["data"]["10-buckets.sh"]
+    assert "for bucket in lakeport-warehouse lakeport-compute-logs; do" in script
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "init")
+    assert mount["mountPath"] == "/etc/localstack/init/ready.d"
+
+
+def test_ingress_from_values(tmp_path):
+    kind = one(render_env("kind"), "Ingress", "lakeport-webserver")
+    assert kind["spec"]["ingressClassName"] == "nginx"
+    rule = kind["spec"]["rules"][0]
+    assert rule["host"] == "localhost"
+    assert rule["http"]["paths"][0]["path"] == "/"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {
+        "name": "lakeport-webserver", "port": {"name": "http"}}
+
+    cloud = one(render_env("cloud"), "Ingress", "lakeport-webserver")
+    assert cloud["spec"]["tls"] == [{"secretName": "lakeport-tls", "hosts": ["lakeport.example.com"]}]
+    assert cloud["metadata"]["annotations"]["alb.ingress.kubernetes.io/scheme"] == "internal"
+
+    # Under a sub-path the webserver serves with that prefix, and probes follow it.
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"ingress": {"path": "/dagster", "pathType": "Prefix"}}))
+    objects = render(str(platform_file("kind")), str(values))
+    (c,) = pod_spec(one(objects, "Deployment", "lakeport-webserver"))["containers"]
+    assert c["command"][c["command"].index("--path-prefix") + 1] == "/dagster"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/dagster/server_info"
+
+
+def test_no_ingress_when_disabled(tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"ingress": {"enabled": False}}))
+    objects = render(str(platform_file("kind")), str(values))
+    assert find(objects, "Ingress") == []
+
+
+def test_helm_tests_cover_webserver_polaris_and_buckets():
+    tests = {o["metadata"]["name"]: o for o in find(render_env("kind"), "Pod")
+             if o["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"}
+    assert set(tests) == {"lakeport-test-webserver", "lakeport-test-polaris", "lakeport-test-buckets"}
+    web = tests["lakeport-test-webserver"]["spec"]["containers"][0]["command"]
+    assert web[-1] == "http://lakeport-webserver:3000/server_info"
+    assert "q/health/ready" in json.dumps(tests["lakeport-test-polaris"]["spec"])
+    assert "head_bucket" in tests["lakeport-test-buckets"]["spec"]["containers"][0]["command"][-1]
+    for pod in tests.values():
+        assert pod["metadata"]["namespace"] == NAMESPACE
