@@ -27,6 +27,36 @@ from lakeport.quantities import cpu_cores, memory_bytes
 # dagster-k8s names the run worker's container "dagster".
 RUN_CONTAINER = "dagster"
 
+# --- the cluster ------------------------------------------------------------------------------
+
+
+def connect_to_cluster(context: str, namespace: str, timeout: float = 10):
+    """(kubernetes ApiClient, "") for a kubeconfig context whose cluster answers and has
+    `namespace`; (None, why not) otherwise. Reads KUBECONFIG / ~/.kube/config."""
+    import os
+
+    from kubernetes import client, config
+
+    # Read KUBECONFIG now: the client library reads it once, when it is imported.
+    config_file = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    try:
+        contexts, _ = config.list_kube_config_contexts(config_file=config_file)
+    except (config.ConfigException, OSError) as exc:
+        return None, f"no kubeconfig ({type(exc).__name__}): run `make kind-up` or `make e2e`"
+    if context not in {c["name"] for c in contexts}:
+        return None, f"no kubeconfig context {context!r}: run `make kind-up` or `make e2e`"
+    try:
+        api_client = config.new_client_from_config(config_file=config_file, context=context)
+        client.CoreV1Api(api_client).read_namespace(namespace, _request_timeout=timeout)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return None, f"namespace {namespace!r} does not exist: run `make deploy`"
+        return None, f"the API server of {context!r} answered HTTP {exc.status}"
+    except Exception as exc:  # refused, TLS, timeout: there is no cluster to test
+        return None, f"the cluster of context {context!r} is not reachable ({type(exc).__name__})"
+    return api_client, ""
+
+
 # --- pod specs ------------------------------------------------------------------------------
 
 

@@ -221,6 +221,41 @@ def test_explicit_env_wins_over_env_from():
     assert h.container_env_value(container, "LAKEPORT_PLATFORM_FILE", maps) == "/x/p.yaml"
 
 
+# --- the cluster: why the e2e tests skip --------------------------------------------------------
+
+
+def _kubeconfig(path: Path, context: str, server: str) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": context,
+                "clusters": [{"name": "c", "cluster": {"server": server}}],
+                "contexts": [{"name": context, "context": {"cluster": "c", "user": "u"}}],
+                "users": [{"name": "u", "user": {"token": "unused"}}],
+            }
+        )
+    )
+    return path
+
+
+def test_connect_to_cluster_says_why_not(tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    api, reason = h.connect_to_cluster("kind-lakeport", "lakeport")
+    assert api is None and reason.startswith("no kubeconfig")
+
+    monkeypatch.setenv("KUBECONFIG", str(_kubeconfig(tmp_path / "a", "other", "https://x")))
+    api, reason = h.connect_to_cluster("kind-lakeport", "lakeport")
+    assert api is None and "no kubeconfig context 'kind-lakeport'" in reason
+
+    # A context whose API server is not there (a deleted kind cluster): a closed port.
+    dead = f"https://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("KUBECONFIG", str(_kubeconfig(tmp_path / "b", "kind-lakeport", dead)))
+    api, reason = h.connect_to_cluster("kind-lakeport", "lakeport", timeout=3)
+    assert api is None and "is not reachable" in reason
+
+
 # --- rollouts and Jobs ----------------------------------------------------------------------
 
 

@@ -1,0 +1,44 @@
+"""Access to the kind cluster for the `e2e`-marked tests.
+
+Without a kubeconfig context `kind-lakeport` (or a reachable cluster behind it, or the
+release in it) the e2e tests are skipped with the reason. `make e2e` sets
+LAKEPORT_E2E_REQUIRED=1: there a missing cluster is a failure, not a skip.
+"""
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+import pytest
+from e2e_helpers import connect_to_cluster
+
+CONTEXT = os.environ.get("LAKEPORT_E2E_CONTEXT", "kind-lakeport")
+NAMESPACE = os.environ.get("LAKEPORT_E2E_NAMESPACE", "lakeport")
+RELEASE = "lakeport"
+REQUIRED = os.environ.get("LAKEPORT_E2E_REQUIRED") == "1"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    context: str
+    namespace: str
+    release: str
+    api_client: object
+
+
+@cache
+def _connect() -> tuple[Cluster | None, str]:
+    api_client, reason = connect_to_cluster(CONTEXT, NAMESPACE)
+    if api_client is None:
+        return None, reason
+    return Cluster(CONTEXT, NAMESPACE, RELEASE, api_client), ""
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    found, reason = _connect()
+    if found is None:
+        if REQUIRED:
+            pytest.fail(f"e2e: {reason}")
+        pytest.skip(f"e2e needs kind: {reason}")
+    return found

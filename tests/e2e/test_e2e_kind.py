@@ -1,0 +1,402 @@
+"""lakeport on kind, end to end: `make e2e` (or `pytest -m e2e tests/e2e` after `make deploy`).
+
+Skipped with the reason when there is no kind cluster (conftest.py). One run of the demo's
+`lakehouse_job` is launched through the Dagster GraphQL API behind the ingress on
+http://localhost/ and then followed everywhere it should leave a trace: its pod (profile
+resources, spill volume, platform ConfigMap), its materialization metadata (DuckDB's
+memory limit derived in the pod), the compute-log bucket in LocalStack, the Iceberg tables
+in Polaris, the UI. Expected values come from platform-config/kind/platform.yaml through
+lakeport's own code, never from numbers written here.
+"""
+
+import base64
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import e2e_helpers as h
+import pytest
+import requests
+import yaml
+
+from lakeport.cgroup_limits import ContainerLimits, Limit
+from lakeport.config import load_platform, parse_platform
+from lakeport.duckdb_settings import derive_duckdb_settings
+from lakeport.profiles import PROFILE_TAG, SPILL_MOUNT_PATH, profile_tags
+from lakeport.quantities import memory_bytes
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+PLATFORM_FILE = REPO / "platform-config/kind/platform.yaml"
+PLATFORM = load_platform(PLATFORM_FILE)
+PROFILE = "transform"
+UI = os.environ.get("LAKEPORT_E2E_URL", "http://localhost")
+ARTIFACTS = REPO / "test-artifacts/e2e"
+JOB = "lakehouse_job"
+DEMO_PROJECT = REPO / "src/lakeport_demo/dbt_project"
+
+
+def _wait_for(what: str, timeout: float, check, interval: float = 3):
+    """Call `check` until it returns (ok, value) with ok true; fail with its last word."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ok, value = check()
+        if ok:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: still not done after {timeout:.0f}s: {value}")
+        time.sleep(interval)
+
+
+def _helm() -> str:
+    for candidate in (REPO / ".tools/bin/helm", shutil.which("helm")):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    pytest.fail("helm not found: run `make install`")
+
+
+@pytest.fixture(scope="module")
+def k8s(cluster):
+    from kubernetes import client
+
+    return (
+        client.CoreV1Api(cluster.api_client),
+        client.AppsV1Api(cluster.api_client),
+        client.BatchV1Api(cluster.api_client),
+    )
+
+
+@pytest.fixture(scope="module")
+def effective_platform(cluster, k8s):
+    """What the chart mounted into every pod (platform.yaml + in-chart services/Secrets)."""
+    core, _, _ = k8s
+    config_map = core.read_namespaced_config_map(f"{cluster.release}-platform", cluster.namespace)
+    text = config_map.data["platform.yaml"]
+    return yaml.safe_load(text), parse_platform(text, "configmap platform.yaml")
+
+
+def _secret_value(core, namespace: str, name: str, key: str) -> str:
+    """One Secret value, decoded; held in memory only, never printed."""
+    secret = core.read_namespaced_secret(name, namespace)
+    data = secret.data or {}
+    if not data.get(key):
+        pytest.fail(f"Secret {name} has no key {key!r}")
+    return base64.b64decode(data[key]).decode()
+
+
+@contextlib.contextmanager
+def _port_forward(cluster, service: str, port: int):
+    """`kubectl port-forward svc/<service> :<port>`; yields the local port."""
+    kubectl = shutil.which("kubectl")
+    if not kubectl:
+        pytest.fail("kubectl not found on PATH")
+    process = subprocess.Popen(
+        [
+            kubectl,
+            "--context",
+            cluster.context,
+            "-n",
+            cluster.namespace,
+            "port-forward",
+            f"svc/{service}",
+            f":{port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        local = None
+        deadline = time.monotonic() + 30
+        while local is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            local = h.forwarded_port(line)
+        if local is None:
+            process.terminate()
+            pytest.fail(f"kubectl port-forward svc/{service}: {process.stderr.read()[-500:]}")
+        yield local
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+# --- the platform is up ------------------------------------------------------------------------
+
+
+def test_every_rollout_and_the_polaris_bootstrap_complete(cluster, k8s, effective_platform):
+    core, apps, batch = k8s
+    selector = f"app.kubernetes.io/instance={cluster.release}"
+
+    def rollouts():
+        workloads = [
+            *apps.list_namespaced_deployment(cluster.namespace, label_selector=selector).items,
+            *apps.list_namespaced_stateful_set(cluster.namespace, label_selector=selector).items,
+        ]
+        names = {w.metadata.name for w in workloads}
+        wanted = {f"{cluster.release}-{n}" for n in ("webserver", "daemon", "user-code")}
+        if not wanted <= names:
+            return False, f"missing workloads: {sorted(wanted - names)}"
+        problems = [p for p in map(h.rollout_problem, workloads) if p]
+        return not problems, problems
+
+    _wait_for("rollouts", 600, rollouts)
+
+    raw, _ = effective_platform
+    secret_ref = raw["catalog"]["rest"]["credentialsSecret"]
+
+    def bootstrap():
+        from kubernetes.client import ApiException
+
+        try:
+            job = batch.read_namespaced_job(
+                f"{cluster.release}-polaris-bootstrap", cluster.namespace
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            job = None  # a hook Job deleted after it succeeded
+        try:
+            data = core.read_namespaced_secret(secret_ref["secretName"], cluster.namespace).data
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            data = None
+        state, why = h.polaris_bootstrap_state(job, data, secret_ref["key"])
+        if state == "failed":
+            pytest.fail(
+                f"Polaris bootstrap: {why} (kubectl -n {cluster.namespace} logs "
+                f"job/{cluster.release}-polaris-bootstrap)"
+            )
+        return state == "done", why
+
+    _wait_for("Polaris bootstrap", 600, bootstrap)
+
+
+# --- one run of the demo, launched through the ingress --------------------------------------
+
+
+@dataclass
+class FinishedRun:
+    run_id: str
+    status: str
+    tags: dict
+    pod: object
+
+
+@pytest.fixture(scope="module")
+def graphql():
+    session = requests.Session()
+    url = f"{UI}/graphql"
+
+    def ingress_up():
+        try:
+            response = session.get(f"{UI}/server_info", timeout=5)
+        except requests.RequestException as exc:
+            return False, f"{type(exc).__name__}"
+        return response.status_code == 200, f"HTTP {response.status_code}"
+
+    _wait_for(f"the Dagster webserver through the ingress at {UI}", 300, ingress_up)
+    return session, url
+
+
+@pytest.fixture(scope="module")
+def run_id(cluster, graphql, effective_platform) -> str:
+    session, url = graphql
+    _, platform = effective_platform
+    location = platform.dagster.user_code.location_name
+    # The job is daily-partitioned: build yesterday (UTC), the schedule's newest partition.
+    partition = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+    tags = {**profile_tags(PLATFORM, PROFILE), "dagster/partition": partition}
+    variables = h.launch_variables(location, JOB, tags=tags)
+
+    def launch():
+        try:
+            return True, h.launched_run_id(h.post_graphql(session, url, h.LAUNCH_RUN, variables))
+        except h.GraphQLError as exc:
+            # Right after a deploy the code location may still be loading.
+            return False, str(exc)
+
+    launched = _wait_for(f"launchRun {location}/{JOB}", 300, launch, interval=5)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "run_id.txt").write_text(launched + "\n")
+    return launched
+
+
+@pytest.fixture(scope="module")
+def finished_run(cluster, k8s, graphql, run_id, effective_platform) -> FinishedRun:
+    core, _, _ = k8s
+    session, url = graphql
+    _, platform = effective_platform
+    namespace = platform.dagster.run_launcher.job_namespace or cluster.namespace
+    seen = {}
+
+    def finished():
+        pods = core.list_namespaced_pod(namespace, label_selector=f"dagster/run-id={run_id}")
+        if pods.items:
+            seen["pod"] = pods.items[0]
+        response = h.post_graphql(session, url, h.RUN_STATUS, {"runId": run_id})
+        status = h.run_status(response)
+        return status in h.TERMINAL_STATUSES, (status, h.run_tags(response))
+
+    status, tags = _wait_for(f"run {run_id}", 1800, finished, interval=5)
+    pods = core.list_namespaced_pod(namespace, label_selector=f"dagster/run-id={run_id}")
+    pod = pods.items[0] if pods.items else seen.get("pod")
+    return FinishedRun(run_id, status, tags, pod)
+
+
+def test_the_run_succeeds(finished_run):
+    assert finished_run.status == "SUCCESS", (
+        f"run {finished_run.run_id} ended {finished_run.status}: "
+        f"see {UI}/runs/{finished_run.run_id}"
+    )
+
+
+def test_the_run_pod_has_the_transform_profile(finished_run, cluster, k8s, effective_platform):
+    core, _, _ = k8s
+    assert finished_run.tags.get(PROFILE_TAG) == PROFILE
+    assert finished_run.pod is not None, f"no pod labelled dagster/run-id={finished_run.run_id}"
+    spec = finished_run.pod.spec
+    profile = PLATFORM.profile(PROFILE)
+    assert h.resource_problems(h.run_container(spec), profile) == []
+    assert h.spill_volume_problems(spec, profile) == []
+
+    config_maps = {
+        cm.metadata.name: cm.data or {}
+        for cm in core.list_namespaced_config_map(finished_run.pod.metadata.namespace).items
+    }
+    assert h.platform_config_map(spec, config_maps) == f"{cluster.release}-platform"
+    # The file the pod read is this platform file: one source of truth, not a copy.
+    _, mounted = effective_platform
+    assert mounted.resource_profiles == PLATFORM.resource_profiles
+
+
+def test_duckdb_ran_with_the_memory_limit_derived_in_the_pod(finished_run, graphql):
+    session, url = graphql
+    response = h.post_graphql(session, url, h.RUN_MATERIALIZATIONS, {"runId": finished_run.run_id})
+    metadata = h.materialization_metadata(response)
+    limits = h.metadata_values(metadata, "duckdb/memory_limit")
+    assert limits, f"no materialization of run {finished_run.run_id} recorded duckdb/memory_limit"
+
+    profile = PLATFORM.profile(PROFILE)
+    # In the pod, the cgroup memory limit is the profile's limits.memory.
+    expected = derive_duckdb_settings(
+        profile,
+        limits=ContainerLimits(
+            memory=Limit(memory_bytes(profile.limits.memory), "memory.max"), cpu=None
+        ),
+        spill_dir=SPILL_MOUNT_PATH,
+        available_cpus=1,
+    )
+    assert set(limits.values()) == {expected.memory_limit}, limits
+    sources = h.metadata_values(metadata, "duckdb/memory_limit_source")
+    assert sources and all("cgroup" in s for s in sources.values()), sources
+    assert set(h.metadata_values(metadata, "duckdb/temp_directory").values()) == {SPILL_MOUNT_PATH}
+
+
+def test_compute_logs_are_in_the_localstack_bucket(finished_run, cluster, k8s, effective_platform):
+    import boto3
+
+    core, _, _ = k8s
+    raw, platform = effective_platform
+    credentials = raw["objectStorage"]["credentialsSecret"]
+    key_id = _secret_value(
+        core, cluster.namespace, credentials["secretName"], credentials["accessKeyIdKey"]
+    )
+    secret = _secret_value(
+        core, cluster.namespace, credentials["secretName"], credentials["secretAccessKeyKey"]
+    )
+    with _port_forward(cluster, f"{cluster.release}-localstack", platform.localstack.port) as port:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name=platform.object_storage.region,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+        )
+        bucket, prefix = platform.compute_logs.bucket, platform.compute_logs.prefix
+
+        def uploaded():
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            logs = h.compute_log_keys(h.listed_keys(pages), prefix, finished_run.run_id)
+            # Dagster's own log lines go to stderr, so every step leaves an .err.
+            return bool(logs["err"]), logs
+
+        logs = _wait_for(
+            f"compute logs of run {finished_run.run_id} in s3://{bucket}",
+            180,
+            uploaded,
+            interval=10,
+        )
+    assert logs["err"]
+
+
+def test_the_mart_tables_are_in_polaris(finished_run, cluster, k8s, effective_platform):
+    from pyiceberg.catalog.rest import RestCatalog
+
+    from lakeport.dbt_manifest import prepare_manifest
+    from lakeport.translator import is_published
+
+    core, _, _ = k8s
+    raw, platform = effective_platform
+    manifest = json.loads(prepare_manifest(DEMO_PROJECT).read_text())
+    published = frozenset(n["name"] for n in manifest["nodes"].values() if is_published(n))
+    assert published, "the demo publishes no model to Iceberg"
+    expected = h.ExpectedTables(platform.catalog.namespace, published)
+
+    ref = raw["catalog"]["rest"]["credentialsSecret"]
+    credential = _secret_value(core, cluster.namespace, ref["secretName"], ref["key"])
+    path = urlsplit(raw["catalog"]["rest"]["uri"]).path
+    with _port_forward(cluster, f"{cluster.release}-polaris", platform.polaris.port) as port:
+        catalog = RestCatalog(
+            platform.catalog.name,
+            uri=f"http://127.0.0.1:{port}{path}",
+            warehouse=platform.catalog.name,
+            credential=credential,
+            scope=platform.catalog.rest.scope,
+        )
+        listed = catalog.list_tables(expected.namespace)
+    assert expected.missing(listed) == [], f"listed: {sorted('.'.join(t) for t in listed)}"
+
+
+def test_helm_test_passes(finished_run, cluster):
+    result = subprocess.run(
+        [
+            _helm(),
+            "test",
+            cluster.release,
+            "--kube-context",
+            cluster.context,
+            "--namespace",
+            cluster.namespace,
+            "--timeout",
+            "10m",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, f"helm test failed:\n{result.stdout[-3000:]}{result.stderr}"
+
+
+def test_the_ui_through_the_ingress(finished_run):
+    driver = h.chromium_driver()
+    try:
+        target = ARTIFACTS / "dagster-ui-run.png"
+        text = h.ui_screenshot(driver, f"{UI}/runs/{finished_run.run_id}", JOB, target)
+    finally:
+        driver.quit()
+    assert "Join the Dagster community" not in text
+    assert target.stat().st_size > 0
