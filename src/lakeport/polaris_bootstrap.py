@@ -142,7 +142,9 @@ class Polaris:
             raise
 
 
-def wait_for_token(polaris: Polaris, client_id: str, client_secret: str, attempts: int, pause: float):
+def wait_for_token(
+    polaris: Polaris, client_id: str, client_secret: str, attempts: int, pause: float
+):
     """Polaris may still be starting (post-install runs as soon as objects exist)."""
     last = None
     for _ in range(attempts):

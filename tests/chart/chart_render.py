@@ -15,6 +15,10 @@ RELEASE = "lakeport"
 NAMESPACE = "lakeport"
 
 
+# charts/lakeport/ci/*-values.yaml: extra shapes of the chart (defaults only, external services).
+CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+
+
 def platform_file(env: str) -> Path:
     return ROOT / "platform-config" / env / "platform.yaml"
 

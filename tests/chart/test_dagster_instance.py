@@ -186,7 +186,8 @@ def test_run_job_carries_the_profile_and_the_platform(chart, profile):
 
     # Exactly one spill volume, size-limited by the profile, mounted where lakeport looks.
     spill = [v for v in pod["volumes"] if v["name"] == SPILL_VOLUME]
-    assert spill == [{"name": SPILL_VOLUME, "emptyDir": {"sizeLimit": str(expected.spill_volume_size)}}]
+    size = str(expected.spill_volume_size)
+    assert spill == [{"name": SPILL_VOLUME, "emptyDir": {"sizeLimit": size}}]
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     assert len(mounts) == len(container["volumeMounts"]), "a volume is mounted twice"
     assert mounts[SPILL_VOLUME]["mountPath"] == SPILL_MOUNT_PATH
@@ -218,7 +219,8 @@ def test_run_job_carries_the_profile_and_the_platform(chart, profile):
         "name": pg.secret_name, "key": pg.key,
     }
     # A run waits for the catalog credential rather than starting without it.
-    assert secret_env["LAKEPORT_CATALOG_CREDENTIAL"]["valueFrom"]["secretKeyRef"]["optional"] is False
+    catalog_ref = secret_env["LAKEPORT_CATALOG_CREDENTIAL"]["valueFrom"]["secretKeyRef"]
+    assert catalog_ref["optional"] is False
     assert not any("PASSWORD" in e["name"] and "value" in e for e in container["env"])
 
     # The run tag says which profile it was, and the profile tag survives to the pod labels' run.

@@ -64,7 +64,8 @@ def test_launcher_default_profile_is_profiles_run_k8s_config(env):
     security = rendered["pod_spec_config"].pop("security_context")
     job_spec = rendered.pop("job_spec_config")
     assert rendered == expected
-    assert {e["name"] for e in env_vars} >= {"LAKEPORT_POSTGRES_PASSWORD", "LAKEPORT_CATALOG_CREDENTIAL"}
+    names = {e["name"] for e in env_vars}
+    assert names >= {"LAKEPORT_POSTGRES_PASSWORD", "LAKEPORT_CATALOG_CREDENTIAL"}
     assert security["run_as_non_root"] is True
     assert job_spec == {
         "ttl_seconds_after_finished": platform.dagster.run_launcher.finished_job_ttl_seconds,
@@ -100,7 +101,8 @@ def test_every_dagster_pod_mounts_the_platform_file(env):
         assert mount["mountPath"] == "/etc/lakeport"
         volume = next(v for v in spec["volumes"] if v["name"] == "lakeport-platform")
         assert volume["configMap"]["name"] == "lakeport-platform"
-        annotations = one(objects, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]
+        template = one(objects, "Deployment", name)["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
         assert {"checksum/instance", "checksum/platform", "checksum/workspace"} <= set(annotations)
 
 

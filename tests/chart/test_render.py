@@ -2,22 +2,35 @@
 
 import kubernetes_validate
 import pytest
-from chart_render import CHART, ENVIRONMENTS, find, helm, platform_file, render_env, workloads
+from chart_render import (
+    CHART,
+    CI_VALUES,
+    ENVIRONMENTS,
+    find,
+    helm,
+    platform_file,
+    render,
+    render_env,
+    workloads,
+)
 
 K8S_VERSIONS = ("1.29", "1.33")
+# The environment files, then the chart's ci/ values (each over the chart defaults).
+VALUES = [platform_file(env) for env in ENVIRONMENTS] + CI_VALUES
+VALUE_IDS = [f"{p.parent.name}/{p.name}" for p in VALUES]
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_helm_lint_strict(env):
-    result = helm("lint", "--strict", str(CHART), "-f", str(platform_file(env)), check=False)
+@pytest.mark.parametrize("values", VALUES, ids=VALUE_IDS)
+def test_helm_lint_strict(values):
+    result = helm("lint", "--strict", str(CHART), "-f", str(values), check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 chart(s) failed" in result.stdout
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("values", VALUES, ids=VALUE_IDS)
 @pytest.mark.parametrize("version", K8S_VERSIONS)
-def test_every_object_is_valid_kubernetes(env, version):
-    objects = render_env(env)
+def test_every_object_is_valid_kubernetes(values, version):
+    objects = render(str(values))
     assert len(objects) > 15
     problems = []
     for obj in objects:
@@ -36,9 +49,9 @@ def test_strict_validation_catches_an_unknown_field():
         kubernetes_validate.validate(broken, "1.33", strict=True)
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_labels_and_resources_everywhere(env):
-    objects = render_env(env)
+@pytest.mark.parametrize("values", VALUES, ids=VALUE_IDS)
+def test_labels_and_resources_everywhere(values):
+    objects = render(str(values))
     for obj in objects:
         labels = obj["metadata"].get("labels", {})
         for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance",
@@ -70,3 +83,15 @@ def test_kind_runs_everything_in_the_chart_and_cloud_only_polaris():
     assert cloud == dagster | {"lakeport-polaris"}
     cloud_names = {o["metadata"]["name"] for o in render_env("cloud")}
     assert not [n for n in cloud_names if "postgres" in n or "localstack" in n]
+
+
+def test_separate_run_namespace_gets_what_run_pods_read():
+    objects = render(str(CHART / "ci/external-services-values.yaml"))
+    role = [o for o in find(objects, "Role") if o["metadata"]["name"] == "lakeport-run-launcher"]
+    assert [r["metadata"]["namespace"] for r in role] == ["lakeport-runs"]
+    for name in ("lakeport-platform", "lakeport-env"):
+        namespaces = sorted(o["metadata"]["namespace"] for o in find(objects, "ConfigMap", name))
+        assert namespaces == ["lakeport", "lakeport-runs"], name
+    # No in-chart Postgres, Polaris or LocalStack, and no bootstrap Job without Polaris.
+    names = {o["metadata"]["name"] for o in objects}
+    assert not [n for n in names if "postgres" in n or "polaris" in n or "localstack" in n]

@@ -142,7 +142,8 @@ def test_cloud_uses_only_the_secrets_it_names():
     objects = render_env("cloud")
     # External RDS password and Polaris root credentials are the user's; the chart makes
     # only the (empty) Secret the bootstrap Job fills.
-    assert [s["metadata"]["name"] for s in find(objects, "Secret")] == ["lakeport-polaris-principal"]
+    secrets = [s["metadata"]["name"] for s in find(objects, "Secret")]
+    assert secrets == ["lakeport-polaris-principal"]
     (daemon,) = pod_spec(one(objects, "Deployment", "lakeport-daemon"))["containers"]
     ref = next(v for v in daemon["env"] if v["name"] == "LAKEPORT_POSTGRES_PASSWORD")
     assert ref["valueFrom"]["secretKeyRef"] == {"name": "lakeport-rds", "key": "password"}

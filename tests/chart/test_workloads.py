@@ -72,7 +72,8 @@ def test_the_container_context_check_sees_the_env_var():
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_webserver_and_daemon_reach_user_code_only_over_grpc(env):
     objects = render_env(env)
-    workspace = yaml.safe_load(one(objects, "ConfigMap", "lakeport-dagster-workspace")["data"]["workspace.yaml"])
+    workspace_cm = one(objects, "ConfigMap", "lakeport-dagster-workspace")
+    workspace = yaml.safe_load(workspace_cm["data"]["workspace.yaml"])
     assert workspace == {"load_from": [{"grpc_server": {
         "host": "lakeport-user-code", "port": 4000, "location_name": "demo"}}]}
     service = one(objects, "Service", "lakeport-user-code")
@@ -203,7 +204,9 @@ def test_ingress_from_values(tmp_path):
         "name": "lakeport-webserver", "port": {"name": "http"}}
 
     cloud = one(render_env("cloud"), "Ingress", "lakeport-webserver")
-    assert cloud["spec"]["tls"] == [{"secretName": "lakeport-tls", "hosts": ["lakeport.example.com"]}]
+    assert cloud["spec"]["tls"] == [
+        {"secretName": "lakeport-tls", "hosts": ["lakeport.example.com"]}
+    ]
     assert cloud["metadata"]["annotations"]["alb.ingress.kubernetes.io/scheme"] == "internal"
 
     # Under a sub-path the webserver serves with that prefix, and probes follow it.
@@ -225,7 +228,9 @@ def test_no_ingress_when_disabled(tmp_path):
 def test_helm_tests_cover_webserver_polaris_and_buckets():
     tests = {o["metadata"]["name"]: o for o in find(render_env("kind"), "Pod")
              if o["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"}
-    assert set(tests) == {"lakeport-test-webserver", "lakeport-test-polaris", "lakeport-test-buckets"}
+    assert set(tests) == {
+        "lakeport-test-webserver", "lakeport-test-polaris", "lakeport-test-buckets"
+    }
     web = tests["lakeport-test-webserver"]["spec"]["containers"][0]["command"]
     assert web[-1] == "http://lakeport-webserver:3000/server_info"
     assert "q/health/ready" in json.dumps(tests["lakeport-test-polaris"]["spec"])
