@@ -1,0 +1,215 @@
+"""`make dev` end to end: the platform started as a user starts it, the demo job launched
+through the GraphQL API, its traces checked where they must land (Postgres, the
+compute-log bucket, the Iceberg catalog), the UI checked in a real browser, and a restart
+that keeps the earlier run. One platform start serves the whole module; the restart test
+runs last because it restarts it."""
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from dev_support import DevPlatformProcess, make_data_dir
+from lakeport.catalog import load_catalog
+from lakeport.config import PLATFORM_FILE_ENV, load_platform
+from lakeport.credentials import S3_ACCESS_KEY_ID_ENV, S3_SECRET_ACCESS_KEY_ENV
+from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, S3Server
+
+JOB = "lakehouse_job"
+LOCATION = "demo"
+RUN_TIMEOUT = 420
+
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+
+RUN_STATUS = """
+query Run($runId: ID!) { runOrError(runId: $runId) { ... on Run { status } } }"""
+
+RUNS = """{ runsOrError { ... on Runs { results { runId status jobName } } } }"""
+
+
+@pytest.fixture(scope="module")
+def platform_process():
+    dev = DevPlatformProcess(make_data_dir())
+    seconds = dev.start()
+    print(f"\nlakeport dev ready in {seconds:.0f}s")
+    yield dev
+    code = dev.stop()
+    assert code == 0, dev.output()
+    assert dev.leftovers() == []
+
+
+@pytest.fixture(scope="module")
+def effective_platform(platform_process):
+    """The settings the services run with (the file `lakeport dev` wrote for them)."""
+    path = platform_process.data_dir / "platform.yaml"
+    previous = {k: os.environ.get(k) for k in (PLATFORM_FILE_ENV, S3_ACCESS_KEY_ID_ENV,
+                                                S3_SECRET_ACCESS_KEY_ENV)}
+    os.environ[PLATFORM_FILE_ENV] = str(path)
+    os.environ[S3_ACCESS_KEY_ID_ENV] = LOCAL_ACCESS_KEY_ID
+    os.environ[S3_SECRET_ACCESS_KEY_ENV] = LOCAL_SECRET_ACCESS_KEY
+    yield load_platform(path)
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def demo_defs(effective_platform):
+    """The demo's definitions, loaded here independently of the platform's code server."""
+    from lakeport_demo.build import build_demo_definitions
+
+    return build_demo_definitions(effective_platform)
+
+
+@pytest.fixture(scope="module")
+def demo_run(platform_process):
+    """One successful run of the demo job, launched through the GraphQL API."""
+    partition = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+    params = {
+        "selector": {
+            "repositoryLocationName": LOCATION,
+            "repositoryName": "__repository__",
+            "jobName": JOB,
+        },
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
+    }
+    launched = platform_process.graphql(LAUNCH, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    started = time.monotonic()
+    status = None
+    while time.monotonic() - started < RUN_TIMEOUT:
+        status = platform_process.graphql(RUN_STATUS, {"runId": run_id})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(2)
+    print(f"\n{JOB} run {run_id}: {status} after {time.monotonic() - started:.0f}s")
+    assert status == "SUCCESS", (
+        f"run {run_id} ended {status}; daemon log tail:\n"
+        + (platform_process.data_dir / "logs" / "daemon.log").read_text()[-6000:]
+    )
+    return run_id
+
+
+def _postgres(platform_process, effective_platform) -> psycopg.Connection:
+    password = (platform_process.data_dir / "secrets" / "postgres-password").read_text().strip()
+    pg = effective_platform.postgres
+    return psycopg.connect(host="127.0.0.1", port=pg.port, user=pg.user, password=password,
+                           dbname=pg.dagster_database)
+
+
+def test_the_run_and_its_events_are_in_postgres(
+    platform_process, effective_platform, demo_defs, demo_run
+):
+    with _postgres(platform_process, effective_platform) as conn:
+        status, job = conn.execute(
+            "SELECT status, pipeline_name FROM runs WHERE run_id = %s", (demo_run,)
+        ).fetchone()
+        counts = dict(conn.execute(
+            "SELECT dagster_event_type, count(*) FROM event_logs WHERE run_id = %s "
+            "GROUP BY dagster_event_type", (demo_run,)
+        ).fetchall())
+        materialized = {row[0] for row in conn.execute(
+            "SELECT asset_key FROM event_logs WHERE run_id = %s "
+            "AND dagster_event_type = 'ASSET_MATERIALIZATION'", (demo_run,)
+        )}
+    assert (status, job) == ("SUCCESS", JOB)
+    assert counts.get("RUN_START") == 1 and counts.get("RUN_SUCCESS") == 1
+    assert counts.get("STEP_SUCCESS", 0) >= 1
+    expected = {key.to_string() for key in demo_defs.resolve_asset_graph().get_all_asset_keys()}
+    assert materialized == expected
+
+
+def test_compute_logs_are_in_the_bucket(platform_process, effective_platform, demo_run):
+    logs = effective_platform.compute_logs
+    client = S3Server(port=platform_process.s3_port).client()
+    prefix = f"{logs.prefix}/storage/{demo_run}/compute_logs/"
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=logs.bucket, Prefix=prefix)
+            .get("Contents", [])]
+    outs = [k for k in keys if k.endswith(".out")]
+    errs = [k for k in keys if k.endswith(".err")]
+    assert outs and errs, keys
+
+    def body(key):
+        return client.get_object(Bucket=logs.bucket, Key=key)["Body"].read().decode()
+
+    # stdout carries dbt's own output, stderr Dagster's step log lines of this run.
+    assert any("Running with dbt=" in body(k) for k in outs)
+    assert any(demo_run in body(k) and "STEP_START" in body(k) for k in errs)
+
+
+def _mart_names(demo_defs) -> set[str]:
+    """Assets the definitions publish to Iceberg (kind `iceberg`), by table name."""
+    graph = demo_defs.resolve_asset_graph()
+    return {
+        key.path[-1] for key in graph.get_all_asset_keys()
+        if "iceberg" in {k.lower() for k in graph.get(key).kinds}
+    }
+
+
+def _catalog_rows(effective_platform) -> dict[str, int]:
+    catalog = load_catalog(effective_platform)
+    namespace = effective_platform.catalog.namespace
+    return {
+        name: catalog.load_table((namespace, name)).scan().to_arrow().num_rows
+        for _, name in catalog.list_tables(namespace)
+    }
+
+
+def test_the_mart_tables_are_in_the_catalog(effective_platform, demo_defs, demo_run):
+    marts = _mart_names(demo_defs)
+    assert marts, "the demo definitions publish no asset to Iceberg"
+    rows = _catalog_rows(effective_platform)
+    assert marts <= set(rows), f"missing from the catalog: {marts - set(rows)}"
+    assert all(rows[name] > 0 for name in marts), rows
+
+
+def test_the_ui_in_a_browser(platform_process, demo_defs, demo_run, browser, artifacts):
+    from browser_support import asset_lineage_labels, dismiss_community_modal, run_page_text
+
+    browser.get(platform_process.url + "/asset-groups")
+    dismiss_community_modal(browser)
+    expected = {key.path[-1] for key in demo_defs.resolve_asset_graph().get_all_asset_keys()}
+    shown = asset_lineage_labels(browser, expected)
+    browser.save_screenshot(str(artifacts / "asset-lineage.png"))
+    assert expected <= shown, f"not in the lineage graph: {sorted(expected - shown)}"
+
+    text = run_page_text(browser, platform_process.url, demo_run)
+    browser.save_screenshot(str(artifacts / "run-page.png"))
+    assert demo_run.split("-")[0] in text
+    assert JOB in text
+    assert "Success" in text
+    assert "dbt_models" in text  # the run's step, from the event log shown on the page
+
+
+def test_restart_keeps_runs_logs_and_tables(
+    platform_process, effective_platform, demo_defs, demo_run
+):
+    rows_before = _catalog_rows(effective_platform)
+    assert platform_process.stop() == 0, platform_process.output()
+    assert platform_process.leftovers() == []
+    assert platform_process.ports_in_use() == []
+
+    seconds = platform_process.start()
+    print(f"\nlakeport dev restarted in {seconds:.0f}s")
+    runs = platform_process.graphql(RUNS)["runsOrError"]["results"]
+    assert {"runId": demo_run, "status": "SUCCESS", "jobName": JOB} in runs
+    # S3 lives in moto's memory: these came back from the data directory's copy.
+    logs = effective_platform.compute_logs
+    client = S3Server(port=platform_process.s3_port).client()
+    prefix = f"{logs.prefix}/storage/{demo_run}/compute_logs/"
+    assert client.list_objects_v2(Bucket=logs.bucket, Prefix=prefix).get("KeyCount", 0) > 0
+    assert _catalog_rows(effective_platform) == rows_before
