@@ -100,8 +100,25 @@ cmd_images() {
   log "building $IMAGE from ${DOCKERFILE#"$ROOT"/}"
   docker build --file "$DOCKERFILE" --tag "$IMAGE" "$ROOT"
   log "loading $IMAGE into kind cluster '$CLUSTER'"
-  kind load docker-image "$IMAGE" --name "$CLUSTER"
+  load_image
   restart_lakeport_workloads
+}
+
+# `kind load docker-image` fails with "content digest ... not found" when Docker keeps
+# images in its containerd image store (the default since Docker 29; kind issue #3795).
+# Then load an archive of the engine's own platform only, which is what the node runs.
+load_image() {
+  if kind load docker-image "$IMAGE" --name "$CLUSTER"; then
+    return 0
+  fi
+  local platform archive status=0
+  platform="$(docker version --format '{{.Server.Os}}/{{.Server.Arch}}')"
+  log "kind load docker-image failed; loading a $platform archive of $IMAGE instead"
+  archive="$(mktemp "${TMPDIR:-/tmp}/lakeport-image.XXXXXX")"
+  docker image save --platform "$platform" --output "$archive" "$IMAGE" \
+    && kind load image-archive "$archive" --name "$CLUSTER" || status=$?
+  rm -f "$archive"
+  [ "$status" -eq 0 ] || die "could not load $IMAGE into kind cluster '$CLUSTER'"
 }
 
 # The tag stays `dev` (pullPolicy Never), so pods started before a rebuild keep the old

@@ -167,6 +167,19 @@ def test_a_run_tagged_large_gets_large_not_transform(rendered, tmp_path, platfor
     assert h.spill_volume_problems(pod_spec, platform.profile("transform"))
 
 
+def test_the_e2e_launch_tags_put_lakehouse_job_on_transform(rendered, tmp_path, platform):
+    """The e2e test launches lakehouse_job (whose own tags name its largest profile) with
+    transform's tags; Dagster lays launch tags over job tags, so the pod is transform's."""
+    tags = {
+        **profile_tags(platform, "large"),
+        **profile_tags(platform, "transform"),
+        "dagster/partition": "2026-01-01",
+    }
+    pod_spec = _captured_job(rendered, tmp_path, tags=tags).spec.template.spec
+    assert h.resource_problems(h.run_container(pod_spec), platform.profile("transform")) == []
+    assert h.spill_volume_problems(pod_spec, platform.profile("transform")) == []
+
+
 def test_pod_checks_name_what_is_wrong(default_job, platform, env_config_maps):
     profile = platform.profile("transform")
     spec = copy.deepcopy(default_job.spec.template.spec)
