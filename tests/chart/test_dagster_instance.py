@@ -172,6 +172,8 @@ def test_run_job_carries_the_profile_and_the_platform(chart, profile):
     assert spec["ttlSecondsAfterFinished"] == platform.dagster.run_launcher.finished_job_ttl_seconds
     assert spec["backoffLimit"] == platform.dagster.run_launcher.backoff_limit
     pod = spec["template"]["spec"]
+    # The release's NetworkPolicy admits run pods to Postgres/Polaris/S3 by this label.
+    assert spec["template"]["metadata"]["labels"]["app.kubernetes.io/instance"] == "lakeport"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["serviceAccountName"] == "lakeport-dagster"
     (container,) = pod["containers"]

@@ -124,7 +124,8 @@ def test_nothing_cluster_wide(env):
 
 def test_generated_secrets_survive_upgrades_and_uninstall():
     objects = render_env("kind")
-    for name in ("lakeport-postgres", "lakeport-polaris-root", "lakeport-polaris-principal"):
+    for name in ("lakeport-postgres", "lakeport-polaris-root", "lakeport-polaris-principal",
+                 "lakeport-polaris-token-key"):
         secret = one(objects, "Secret", name)
         assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     # The templates reuse a live value through lookup rather than generating a new one.
@@ -142,8 +143,8 @@ def test_cloud_uses_only_the_secrets_it_names():
     objects = render_env("cloud")
     # External RDS password and Polaris root credentials are the user's; the chart makes
     # only the (empty) Secret the bootstrap Job fills.
-    secrets = [s["metadata"]["name"] for s in find(objects, "Secret")]
-    assert secrets == ["lakeport-polaris-principal"]
+    secrets = sorted(s["metadata"]["name"] for s in find(objects, "Secret"))
+    assert secrets == ["lakeport-polaris-principal", "lakeport-polaris-token-key"]
     (daemon,) = pod_spec(one(objects, "Deployment", "lakeport-daemon"))["containers"]
     ref = next(v for v in daemon["env"] if v["name"] == "LAKEPORT_POSTGRES_PASSWORD")
     assert ref["valueFrom"]["secretKeyRef"] == {"name": "lakeport-rds", "key": "password"}

@@ -155,6 +155,13 @@ def test_polaris_keeps_state_in_postgres_and_is_bootstrapped(env):
         f"jdbc:postgresql://{host}:5432/polaris?sslmode={ssl}")
     assert "secretKeyRef" in env_vars["QUARKUS_DATASOURCE_PASSWORD"]["valueFrom"]
     assert env_vars["POLARIS_REALM_CONTEXT_REALMS"]["value"] == "POLARIS"
+    # Tokens survive restarts: signed with a kept key read from a file.
+    assert env_vars["POLARIS_AUTHENTICATION_TOKEN_BROKER_TYPE"]["value"] == "symmetric-key"
+    key_file = env_vars["POLARIS_AUTHENTICATION_TOKEN_BROKER_SYMMETRIC_KEY_FILE"]["value"]
+    mount = next(m for m in server["volumeMounts"] if m["name"] == "token-key")
+    assert key_file == mount["mountPath"] + "/key"
+    key_volume = next(v for v in spec["volumes"] if v["name"] == "token-key")
+    assert key_volume["secret"]["secretName"] == "lakeport-polaris-token-key"
     realm = next(i for i in spec["initContainers"] if i["name"] == "bootstrap-realm")
     assert realm["image"] == "apache/polaris-admin-tool:1.2.0-incubating"
     assert "already been bootstrapped" in realm["command"][-1]
