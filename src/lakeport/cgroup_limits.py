@@ -82,7 +82,8 @@ def _mounted_hierarchies(root: Path) -> list[_Hierarchy]:
         return []
     hierarchies = []
     for line in lines:
-        # "<id> <parent> <maj:min> <root> <mount point> <opts> [optional...] - <fstype> <src> <super opts>"
+        # "<id> <parent> <maj:min> <root> <mount point> <opts> [optional...] - <fstype>
+        #  <source> <super options>"
         before, _, after = line.partition(" - ")
         fields, tail = before.split(), after.split()
         if len(fields) < 5 or len(tail) < 3:

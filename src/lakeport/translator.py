@@ -85,7 +85,7 @@ class LakeportDbtTranslator(DagsterDbtTranslator):
         super().__init__(DagsterDbtTranslatorSettings(enable_asset_checks=True))
         self.platform = platform
         self.group_profiles = dict(group_profiles or {})
-        for group, name in self.group_profiles.items():
+        for name in self.group_profiles.values():
             platform.profile(name)  # an unknown name fails here, naming the profiles there are
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:

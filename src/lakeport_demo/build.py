@@ -12,7 +12,9 @@ DBT_PROJECT_DIR = Path(__file__).resolve().parent / "dbt_project"
 PARTITIONS_START_DATE = "2025-01-01"
 
 
-def build_demo_definitions(platform: Platform, project_dir: Path = DBT_PROJECT_DIR) -> dg.Definitions:
+def build_demo_definitions(
+    platform: Platform, project_dir: Path = DBT_PROJECT_DIR
+) -> dg.Definitions:
     return build_lakehouse_definitions(
         project_dir, platform, partitions_start_date=PARTITIONS_START_DATE
     )

@@ -4,8 +4,16 @@ a real S3 endpoint (moto) for the Iceberg warehouse, DuckDB and dbt for the mode
 import json
 from datetime import date, timedelta
 
+import dagster as dg
 import duckdb
 import pytest
+from demo_support import (
+    WAREHOUSE_BUCKET,
+    demo_platform,
+    postgres_instance,
+    prepare,
+    yesterday_partition,
+)
 from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
 
 from lakeport.catalog import load_catalog
@@ -14,14 +22,6 @@ from lakeport.duckdb_extensions import load_extension
 from lakeport.duckdb_s3 import configure_s3
 from lakeport.profiles import K8S_CONFIG_TAG, PROFILE_TAG
 from lakeport_demo.build import DBT_PROJECT_DIR, build_demo_definitions
-
-from demo_support import (
-    WAREHOUSE_BUCKET,
-    demo_platform,
-    postgres_instance,
-    prepare,
-    yesterday_partition,
-)
 
 MARTS = {"dim_customers": None, "mart_customer_revenue": None, "fct_orders": "order_date"}
 
@@ -99,12 +99,11 @@ def test_every_asset_materialises_and_marts_land_in_iceberg(
             expected = _duckdb_count(platform, mart, column, day)
             assert expected > 0, mart
             assert _iceberg_count(table, column, day) == expected, mart
-            event = instance.get_latest_materialization_event(
-                __import__("dagster").AssetKey(["marts", mart])
-            )
+            event = instance.get_latest_materialization_event(dg.AssetKey(["marts", mart]))
             metadata = event.asset_materialization.metadata
             assert metadata["dagster/row_count"].value == expected
-            assert metadata["iceberg/snapshot_id"].value == str(table.current_snapshot().snapshot_id)
+            snapshot_id = str(table.current_snapshot().snapshot_id)
+            assert metadata["iceberg/snapshot_id"].value == snapshot_id
             # The DuckDB settings the run used are on record with the materialization.
             assert metadata["duckdb/memory_limit"].value.endswith("MiB")
             assert metadata["duckdb/temp_directory"].value.startswith(platform.dev.data_dir)
@@ -119,9 +118,7 @@ def test_every_asset_materialises_and_marts_land_in_iceberg(
             # snapshot in that one commit).
             assert len(table.metadata.metadata_log) == commits + 1, mart
             assert len(table.history()) > snapshots, mart
-            event = instance.get_latest_materialization_event(
-                __import__("dagster").AssetKey(["marts", mart])
-            )
+            event = instance.get_latest_materialization_event(dg.AssetKey(["marts", mart]))
             assert event.run_id == second.run_id
             recorded = event.asset_materialization.metadata["iceberg/snapshot_id"].value
             assert recorded == str(table.current_snapshot().snapshot_id), mart
@@ -132,7 +129,7 @@ def test_every_asset_materialises_and_marts_land_in_iceberg(
         with duckdb.connect() as reader:
             load_extension(reader, "iceberg")
             configure_s3(reader, platform)
-            for mart, column in MARTS.items():
+            for mart in MARTS:
                 table = catalog.load_table(f"analytics.{mart}")
                 count = reader.execute(
                     "select count(*) from iceberg_scan(?)", [table.metadata_location]

@@ -1,0 +1,228 @@
+"""DuckDB settings derived from cgroup limits, on fake /proc + /sys/fs/cgroup trees."""
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from lakeport.cgroup_limits import ContainerLimits, Limit, cpu_threads, read_container_limits
+from lakeport.config import parse_platform
+from lakeport.duckdb_settings import (
+    DEFAULT_MEMORY_FRACTION,
+    DuckDBSettings,
+    connect,
+    derive_duckdb_settings,
+)
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+V2_MOUNTINFO = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
+V1_MOUNTINFO = (
+    "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755\n"
+    "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
+    "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+    "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
+)
+
+
+def write(root: Path, relative: str, text: str) -> None:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def v2_tree(root: Path, cgroup: str, files: dict[str, str]) -> Path:
+    write(root, "proc/self/mountinfo", V2_MOUNTINFO)
+    write(root, "proc/self/cgroup", f"0::{cgroup}\n")
+    for relative, text in files.items():
+        write(root, f"sys/fs/cgroup/{relative}", text)
+    return root
+
+
+def v1_tree(root: Path, memory_path: str, cpu_path: str, files: dict[str, str]) -> Path:
+    write(root, "proc/self/mountinfo", V1_MOUNTINFO)
+    write(
+        root,
+        "proc/self/cgroup",
+        f"4:memory:{memory_path}\n2:cpu,cpuacct:{cpu_path}\n0::/\n",
+    )
+    for relative, text in files.items():
+        write(root, f"sys/fs/cgroup/{relative}", text)
+    return root
+
+
+def profile(duckdb_overrides: str = "", memory: str = "2Gi", spill: str = "10Gi"):
+    platform = parse_platform(
+        f"""
+resourceProfiles:
+  transform:
+    requests: {{cpu: 500m, memory: 1Gi}}
+    limits: {{cpu: "2", memory: {memory}}}
+    spillVolumeSize: {spill}
+    {duckdb_overrides}
+"""
+    )
+    return platform.profile("transform")
+
+
+# --- reading limits -------------------------------------------------------------------------
+
+
+def test_cgroup_v2_memory_max_and_cpu_max(tmp_path):
+    root = v2_tree(
+        tmp_path, "/", {"memory.max": f"{3 * GiB}\n", "cpu.max": "150000 100000\n"}
+    )
+    limits = read_container_limits(root)
+    assert limits.memory == Limit(3 * GiB, "/sys/fs/cgroup/memory.max")
+    assert limits.cpu.value == 1.5
+    assert cpu_threads(limits.cpu, available_cpus=8) == 2
+
+
+def test_cgroup_v2_unlimited_is_none(tmp_path):
+    root = v2_tree(tmp_path, "/", {"memory.max": "max\n", "cpu.max": "max 100000\n"})
+    assert read_container_limits(root) == ContainerLimits(memory=None, cpu=None)
+
+
+def test_cgroup_v2_nested_path_takes_the_tightest_ancestor(tmp_path):
+    # A pod's container cgroup seen without a cgroup namespace: the pod-level parent is
+    # the binding limit.
+    root = v2_tree(
+        tmp_path,
+        "/kubepods/pod1/ctr",
+        {
+            "kubepods/memory.max": f"{16 * GiB}",
+            "kubepods/pod1/memory.max": f"{1 * GiB}",
+            "kubepods/pod1/ctr/memory.max": "max",
+        },
+    )
+    limits = read_container_limits(root)
+    assert limits.memory.value == GiB
+    assert limits.memory.source == "/sys/fs/cgroup/kubepods/pod1/memory.max"
+
+
+def test_cgroup_v1_limit_in_bytes_and_cfs_quota(tmp_path):
+    root = v1_tree(
+        tmp_path,
+        "/docker/abc",
+        "/docker/abc",
+        {
+            "memory/docker/abc/memory.limit_in_bytes": f"{512 * MiB}\n",
+            "memory/memory.limit_in_bytes": "9223372036854771712\n",
+            "cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "250000\n",
+            "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n",
+        },
+    )
+    limits = read_container_limits(root)
+    source = "/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes"
+    assert limits.memory == Limit(512 * MiB, source)
+    assert limits.cpu.value == 2.5
+    assert cpu_threads(limits.cpu, available_cpus=2) == 2  # never more than the CPUs there are
+
+
+def test_cgroup_v1_unlimited_quota_and_huge_limit_are_none(tmp_path):
+    root = v1_tree(
+        tmp_path,
+        "/",
+        "/",
+        {
+            "memory/memory.limit_in_bytes": "9223372036854771712\n",
+            "cpu,cpuacct/cpu.cfs_quota_us": "-1\n",
+            "cpu,cpuacct/cpu.cfs_period_us": "100000\n",
+        },
+    )
+    assert read_container_limits(root) == ContainerLimits(memory=None, cpu=None)
+
+
+def test_v1_mount_root_prefix_is_stripped(tmp_path):
+    # Without a cgroup namespace a v1 mount's root can be the container's own cgroup.
+    write(
+        tmp_path,
+        "proc/self/mountinfo",
+        "35 31 0:32 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
+    )
+    write(tmp_path, "proc/self/cgroup", "4:memory:/docker/abc\n")
+    write(tmp_path, "sys/fs/cgroup/memory/memory.limit_in_bytes", f"{GiB}")
+    assert read_container_limits(tmp_path).memory.value == GiB
+
+
+def test_no_proc_files_means_no_limits(tmp_path):
+    assert read_container_limits(tmp_path) == ContainerLimits(memory=None, cpu=None)
+
+
+# --- deriving settings ----------------------------------------------------------------------
+
+
+def test_memory_is_the_default_fraction_of_the_cgroup_limit(tmp_path):
+    limits = ContainerLimits(Limit(3 * GiB, "/sys/fs/cgroup/memory.max"), Limit(2, "cpu.max"))
+    settings = derive_duckdb_settings(
+        profile(), limits=limits, spill_dir=tmp_path, available_cpus=8
+    )
+    assert settings.memory_limit == f"{int(3 * GiB * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
+    assert settings.threads == 2
+    assert settings.temp_directory == str(tmp_path)
+    assert "cgroup /sys/fs/cgroup/memory.max" in settings.memory_limit_source
+
+
+def test_profile_fraction_and_explicit_values_win(tmp_path):
+    limits = ContainerLimits(Limit(4 * GiB, "m"), Limit(4, "c"))
+    fraction = derive_duckdb_settings(
+        profile("duckdb: {memoryLimitFraction: 0.5}"), limits=limits, spill_dir=tmp_path
+    )
+    assert fraction.memory_limit == "2048MiB"
+    explicit = derive_duckdb_settings(
+        profile("duckdb: {memoryLimit: 700Mi, threads: 3, maxTempDirectorySize: 5Gi}"),
+        limits=limits,
+        spill_dir=tmp_path,
+    )
+    assert (explicit.memory_limit, explicit.threads, explicit.max_temp_directory_size) == (
+        "700MiB",
+        3,
+        "5120MiB",
+    )
+    assert explicit.memory_limit_source == "profile duckdb.memoryLimit"
+
+
+def test_temp_directory_size_stays_below_the_spill_volume(tmp_path):
+    settings = derive_duckdb_settings(
+        profile(spill="1Gi"), limits=ContainerLimits(None, None), spill_dir=tmp_path
+    )
+    assert settings.max_temp_directory_size == f"{int(GiB * 0.9) // MiB}MiB"
+
+
+def test_without_any_limit_the_profile_limit_bounded_by_the_machine_is_used(tmp_path):
+    unlimited = ContainerLimits(None, None)
+    settings = derive_duckdb_settings(
+        profile(memory="2Gi"), limits=unlimited, spill_dir=tmp_path, available_cpus=6,
+        physical_memory=64 * GiB,
+    )
+    assert settings.memory_limit == f"{int(2 * GiB * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
+    assert settings.threads == 6
+    small_machine = derive_duckdb_settings(
+        profile(memory="8Gi"), limits=unlimited, spill_dir=tmp_path, physical_memory=GiB
+    )
+    assert small_machine.memory_limit == f"{int(GiB * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
+
+
+def test_settings_reach_a_duckdb_connection_and_round_trip(tmp_path):
+    settings = derive_duckdb_settings(
+        profile("duckdb: {memoryLimit: 300Mi, threads: 1}"),
+        limits=ContainerLimits(None, None),
+        spill_dir=tmp_path / "spill",
+    )
+    assert DuckDBSettings.from_json(settings.to_json()) == settings
+    with connect(settings) as connection:
+        row = connection.execute(
+            "select current_setting('memory_limit'), current_setting('threads'), "
+            "current_setting('temp_directory')"
+        ).fetchone()
+    assert row == ("300.0 MiB", 1, str(tmp_path / "spill"))
+    assert (tmp_path / "spill").is_dir()
+
+
+def test_invalid_memory_setting_is_rejected_by_duckdb():
+    # Guards the format we emit: DuckDB must parse "<n>MiB" (a typo would raise here).
+    with duckdb.connect() as connection:
+        connection.execute("SET memory_limit = '123MiB'")
+        with pytest.raises(duckdb.Error):
+            connection.execute("SET memory_limit = '123 bananas'")
