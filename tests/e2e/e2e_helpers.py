@@ -432,15 +432,29 @@ def forwarded_port(line: str) -> int | None:
 
 
 def chromium_driver(width: int = 1600, height: int = 1000):
-    """Headless Debian chromium driven by its chromedriver (both from apt)."""
+    """Headless Chromium driven by its chromedriver: Debian's (apt `chromium`,
+    `chromium-driver`, what `make install` installs) or whichever is on PATH."""
+    import shutil
+
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    browser = next(
+        (
+            found
+            for name in ("chromium", "chromium-browser", "google-chrome")
+            if (found := shutil.which(name))
+        ),
+        None,
+    )
+    if not Path(driver).exists() or browser is None:
+        raise RuntimeError(
+            "Chromium and chromedriver are needed for the UI check: `make install` installs "
+            "them on Debian/Ubuntu (apt packages chromium, chromium-driver)"
+        )
     options = webdriver.ChromeOptions()
-    for binary in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
-        if Path(binary).exists():
-            options.binary_location = binary
-            break
+    options.binary_location = browser
     for argument in (
         "--headless=new",
         "--no-sandbox",
@@ -449,7 +463,7 @@ def chromium_driver(width: int = 1600, height: int = 1000):
         f"--window-size={width},{height}",
     ):
         options.add_argument(argument)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    return webdriver.Chrome(service=Service(driver), options=options)
 
 
 def dismiss_first_visit_modal(driver, timeout: float = 8) -> bool:
