@@ -46,6 +46,13 @@ validate: install ## validate every platform-config/*/platform.yaml
 schema: install ## regenerate charts/lakeport/values.schema.json and values.yaml from the platform model
 	$(VENV)/bin/lakeport schema --output charts/lakeport/values.schema.json --values-output charts/lakeport/values.yaml
 
+# --- one machine: the whole platform without Kubernetes ---
+.PHONY: dev
+DEV_ARGS ?=
+
+dev: install ## run the platform here (UI http://127.0.0.1:3000); DEV_ARGS="--webserver-port 3001 ..." to override
+	$(VENV)/bin/lakeport dev platform-config/local/platform.yaml $(DEV_ARGS)
+
 # --- kind: the platform on a local cluster (needs docker, kind, kubectl; helm from make install) ---
 # scripts/kind.sh does the work; every target checks its tools first and can be re-run.
 .PHONY: kind-up images deploy e2e down

@@ -28,7 +28,8 @@ def body_text(driver) -> str:
 
 def dismiss_community_modal(driver) -> None:
     """The first visit shows "Join the Dagster community" over the UI: press its Skip."""
-    wait_for(lambda: "Join the Dagster community" in body_text(driver), what="the first-visit modal")
+    wait_for(lambda: "Join the Dagster community" in body_text(driver),
+             what="the first-visit modal")
     driver.find_element(By.XPATH, "//button[normalize-space()='Skip']").click()
     wait_for(lambda: "Join the Dagster community" not in body_text(driver),
              what="the modal to close")

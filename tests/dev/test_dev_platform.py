@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-
+from dagster import DagsterEventType
 from dev_support import DevPlatformProcess, make_data_dir
+
 from lakeport.catalog import load_catalog
 from lakeport.config import PLATFORM_FILE_ENV, load_platform
 from lakeport.credentials import S3_ACCESS_KEY_ID_ENV, S3_SECRET_ACCESS_KEY_ENV
@@ -124,11 +125,14 @@ def test_the_run_and_its_events_are_in_postgres(
         ).fetchall())
         materialized = {row[0] for row in conn.execute(
             "SELECT asset_key FROM event_logs WHERE run_id = %s "
-            "AND dagster_event_type = 'ASSET_MATERIALIZATION'", (demo_run,)
+            "AND dagster_event_type = %s",
+            (demo_run, DagsterEventType.ASSET_MATERIALIZATION.value),
         )}
     assert (status, job) == ("SUCCESS", JOB)
-    assert counts.get("RUN_START") == 1 and counts.get("RUN_SUCCESS") == 1
-    assert counts.get("STEP_SUCCESS", 0) >= 1
+    # Stored under Dagster's own type names (RUN_START is still "PIPELINE_START" there).
+    assert counts.get(DagsterEventType.RUN_START.value) == 1
+    assert counts.get(DagsterEventType.RUN_SUCCESS.value) == 1
+    assert counts.get(DagsterEventType.STEP_SUCCESS.value, 0) >= 1
     expected = {key.to_string() for key in demo_defs.resolve_asset_graph().get_all_asset_keys()}
     assert materialized == expected
 
