@@ -336,6 +336,9 @@ class RunLauncher(Model):
 
 
 class Dagster(Model):
+    # On the ServiceAccount of Dagster's pods and run pods, e.g. the IAM role for IRSA
+    # (eks.amazonaws.com/role-arn) that gives them S3 without keys.
+    service_account_annotations: dict[str, str] = {}
     webserver: Webserver = Webserver()
     daemon: Daemon = Daemon()
     user_code: UserCode = UserCode()
@@ -453,6 +456,8 @@ class Polaris(Model):
     # Empty: the chart generates the realm's root credentials once and keeps them.
     root_credentials_secret: SecretRef | None = None
     bootstrap_backoff_limit: Annotated[int, Field(ge=0, le=20)] = 6
+    # On Polaris' own ServiceAccount: Polaris writes table metadata to the warehouse.
+    service_account_annotations: dict[str, str] = {}
     resources: Resources = _resources("250m", "512Mi", "2", "1Gi")
 
 

@@ -244,3 +244,20 @@ def test_helm_tests_cover_webserver_polaris_and_buckets():
     assert "head_bucket" in tests["lakeport-test-buckets"]["spec"]["containers"][0]["command"][-1]
     for pod in tests.values():
         assert pod["metadata"]["namespace"] == NAMESPACE
+
+
+def test_cloud_identities_for_s3_without_keys():
+    """IRSA: the annotations reach the ServiceAccounts the pods run as."""
+    objects = render_env("cloud")
+    dagster_sa = one(objects, "ServiceAccount", "lakeport-dagster")
+    assert dagster_sa["metadata"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/lakeport-dagster"}
+    polaris_sa = one(objects, "ServiceAccount", "lakeport-polaris")
+    assert polaris_sa["metadata"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/lakeport-polaris"}
+    assert pod_spec(one(objects, "Deployment", "lakeport-polaris"))["serviceAccountName"] == (
+        "lakeport-polaris")
+    launcher = dagster_yaml(objects)["run_launcher"]["config"]
+    assert launcher["service_account_name"] == "lakeport-dagster"
+    assert "annotations" not in one(render_env("kind"), "ServiceAccount", "lakeport-dagster")[
+        "metadata"]
