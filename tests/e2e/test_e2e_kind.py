@@ -399,4 +399,6 @@ def test_the_ui_through_the_ingress(finished_run):
     finally:
         driver.quit()
     assert "Join the Dagster community" not in text
+    # The run page names the run by its id's first 8 characters and shows its status.
+    assert finished_run.run_id[:8] in text and "Success" in text
     assert target.stat().st_size > 0
