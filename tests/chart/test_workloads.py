@@ -261,3 +261,46 @@ def test_cloud_identities_for_s3_without_keys():
     assert launcher["service_account_name"] == "lakeport-dagster"
     assert "annotations" not in one(render_env("kind"), "ServiceAccount", "lakeport-dagster")[
         "metadata"]
+
+
+RUN_JAVA = "/opt/jboss/container/java/run/run-java.sh"
+
+
+@pytest.mark.parametrize(
+    ("tool_exit", "tool_output", "expected_exit"),
+    [
+        (0, "Realm 'POLARIS' successfully bootstrapped.", 0),
+        (3, "java.lang.IllegalArgumentException: It appears this metastore manager has "
+            "already been bootstrapped. To continue bootstrapping, please first purge", 0),
+        (3, "org.postgresql.util.PSQLException: Connection refused", 3),
+    ],
+)
+def test_realm_bootstrap_script(tmp_path, tool_exit, tool_output, expected_exit):
+    """The init container's script, run by bash with the container's own env; only the
+    admin tool is replaced by a script that answers like it (it is a Java program)."""
+    import os
+    import subprocess
+
+    spec = pod_spec(one(render_env("kind"), "Deployment", "lakeport-polaris"))
+    init = next(i for i in spec["initContainers"] if i["name"] == "bootstrap-realm")
+    assert init["command"][:2] == ["/bin/bash", "-c"] and RUN_JAVA in init["command"][2]
+    tool = tmp_path / "run-java.sh"
+    args_file = tmp_path / "args"
+    tool.write_text(
+        "#!/bin/bash\n"
+        f'printf "%s\\n" "$@" > {args_file}\n'
+        'echo "$TOOL_OUTPUT"\necho "echoing ${ECHO_SECRET}" >&2\nexit "$TOOL_EXIT"\n'
+    )
+    tool.chmod(0o755)
+    script = init["command"][2].replace(RUN_JAVA, str(tool))
+    env = {e["name"]: e["value"] for e in init["env"] if "value" in e}
+    env.update(
+        PATH=os.environ["PATH"], POLARIS_ROOT_CREDENTIAL="root:t0p-s3cret",
+        TOOL_OUTPUT=tool_output, TOOL_EXIT=str(tool_exit), ECHO_SECRET="t0p-s3cret",
+    )
+    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    assert result.returncode == expected_exit, result.stdout + result.stderr
+    assert args_file.read_text().split("\n")[:5] == [
+        "bootstrap", "--realm", "POLARIS", "--credential", "POLARIS,root,t0p-s3cret"]
+    assert "t0p-s3cret" not in result.stdout + result.stderr
+    assert tool_output.split(".")[0] in result.stdout
