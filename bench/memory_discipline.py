@@ -13,7 +13,7 @@ Reported per run: outcome (ok / OOM-killed / error), wall time, the kernel's pea
 the cgroup, the peak of anonymous memory, and the peak size of the spill directory.
 
     python -m bench.memory_discipline                        # 512 MiB limit, 2x 4x 8x
-    python -m bench.memory_discipline --limit-mib 256 --factors 2   # smoke size
+    python -m bench.memory_discipline --limit-mib 768 --factors 0.75 --configs lakeport  # smoke
 """
 
 import argparse
@@ -122,7 +122,7 @@ def _say(message: dict) -> None:
 
 @dataclass
 class Run:
-    factor: int
+    factor: float
     config: str
     limit_bytes: int
     data_bytes: int
@@ -145,7 +145,7 @@ class Run:
         return self.anon_peak_bytes / self.limit_bytes
 
 
-def run_one(factor: int, config: str, limit_bytes: int) -> Run:
+def run_one(factor: float, config: str, limit_bytes: int) -> Run:
     orders = int(factor * limit_bytes / BYTES_PER_ORDER) // 2 * 2
     run = Run(factor, config, limit_bytes, int(orders * BYTES_PER_ORDER), orders)
     workdir = Path(tempfile.mkdtemp(prefix=f"lakeport-bench-mem-{config}-"))
@@ -246,7 +246,7 @@ def _allocated_bytes(directory: Path) -> int:
 
 def evaluate(runs: list[Run]) -> dict:
     lakeport = [r for r in runs if r.config == "lakeport"]
-    never_killed = all(r.outcome == "ok" for r in lakeport)
+    never_killed = bool(lakeport) and all(r.outcome == "ok" for r in lakeport)
     worst = max((r.anon_peak_fraction for r in lakeport), default=None)
     return {
         "lakeport_never_oom_killed": {
@@ -277,13 +277,13 @@ def main(argv: list[str] | None = None) -> int:
         return child(args.child, args.orders, args.workdir)
 
     limit = args.limit_mib << 20
-    factors = [int(f) for f in args.factors.split(",")]
+    factors = [float(f) for f in args.factors.split(",")]
     configs = args.configs.split(",")
     runs = []
     for factor in factors:
         for config in configs:
             run = run_one(factor, config, limit)
-            print(f"  {factor}x {config}: {run.outcome} in {run.wall_seconds:.1f} s", flush=True)
+            print(f"  {factor:g}x {config}: {run.outcome} in {run.wall_seconds:.1f} s", flush=True)
             runs.append(run)
 
     print(f"\nMemory discipline: cgroup memory limit {mib(limit)}, "
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(
         ["data", "config", "outcome", "wall", "cgroup peak", "anon peak", "spilled",
          "memory_limit"],
-        [[f"{r.factor}x ({mib(r.data_bytes)})", r.config, r.outcome, seconds(r.wall_seconds),
+        [[f"{r.factor:g}x ({mib(r.data_bytes)})", r.config, r.outcome, seconds(r.wall_seconds),
           f"{mib(r.kernel_peak_bytes)}", f"{mib(r.anon_peak_bytes)} ({r.anon_peak_fraction:.0%})",
           mib(r.spill_peak_bytes), r.duckdb_settings.get("memory_limit")] for r in runs],
     )

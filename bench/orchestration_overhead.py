@@ -1,0 +1,260 @@
+"""Benchmark 3 — orchestration overhead: a generated 200-model project through lakeport vs
+a bare `dbt build`.
+
+Both sides build the same models and run the same tests into a fresh DuckDB file, each in
+its own process, timed from start to exit:
+
+- lakeport: the process a run worker is — import, load the code location through
+  `lakeport.lakehouse.build_lakehouse_definitions`, and execute its `lakehouse_job` on a
+  DagsterInstance whose run and event storage is a real PostgreSQL server (started once,
+  outside the timing; fsync on, as the chart deploys it). dbt runs under lakeport's op,
+  with the DuckDB settings it derives and an event per model and test stored in Postgres.
+- bare: `dbt build --target bare` (dbt-duckdb without lakeport's plugin).
+
+The generated marts are kept out of Iceberg publishing (meta.lakeport.iceberg: false):
+the figure is what orchestration costs, not what publishing does.
+
+    python -m bench.orchestration_overhead                 # 200 models, 3 runs each
+    python -m bench.orchestration_overhead --models 12 --runs 1   # smoke size
+"""
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from bench.common import REPO, median, print_table, seconds, write_result
+from bench.dbt_project_gen import generate
+
+NAME = "orchestration_overhead"
+RATIO_TARGET = 1.5
+PARTITION = "2025-01-01"
+PASSWORD_ENV = "LAKEPORT_BENCH_PG_PASSWORD"
+BARE_TARGET_PATH = "target-bare"
+
+
+# --- the lakeport child: one run worker ---------------------------------------------------------
+
+
+def child(project_dir: Path, data_dir: Path) -> int:
+    started = time.perf_counter()
+    import dagster as dg
+
+    from lakeport.config import parse_platform
+    from lakeport.lakehouse import build_lakehouse_definitions
+
+    # The chart's defaults, with this run's data directory (spill, scratch).
+    platform = parse_platform(yaml.safe_dump({"dev": {"dataDir": str(data_dir)}}))
+    defs = build_lakehouse_definitions(project_dir, platform, partitions_start_date=PARTITION)
+    job = defs.resolve_job_def("lakehouse_job")
+    loaded = time.perf_counter() - started
+
+    mark = time.perf_counter()
+    with dg.DagsterInstance.get() as instance:
+        storage = type(instance.run_storage).__name__
+        result = job.execute_in_process(instance=instance,
+                                        raise_on_error=False)
+        executed = time.perf_counter() - mark
+        materializations = [
+            e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"
+        ]
+        checks = [
+            e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        ]
+        stored = len(instance.all_logs(result.run_id))
+    print(json.dumps({
+        "success": result.success,
+        "run_storage": storage,
+        "load_seconds": loaded,
+        "execute_seconds": executed,
+        "materializations": len(materializations),
+        "checks_passed": sum(1 for e in checks if e.event_specific_data.passed),
+        "events_stored": stored,
+    }))
+    return 0 if result.success else 1
+
+
+# --- the parent ---------------------------------------------------------------------------------
+
+
+def dagster_home(root: Path, server) -> Path:
+    """A DAGSTER_HOME whose dagster.yaml puts run/event/schedule storage in Postgres."""
+    root.mkdir(parents=True, exist_ok=True)
+    config = {
+        "storage": {"postgres": {"postgres_db": {
+            "username": server.user,
+            "password": {"env": PASSWORD_ENV},
+            "hostname": server.host,
+            "port": server.port,
+            "db_name": "dagster",
+            # As lakeport's instance config: dagster-postgres' NOTIFY needs psycopg2.
+            "scheme": "postgresql+psycopg2",
+        }}},
+        "telemetry": {"enabled": False},
+    }
+    (root / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return root
+
+
+def bare_dbt(command: str, project_dir: Path, database: Path) -> float:
+    """`dbt <command>` on the bare target; returns its wall time."""
+    from lakeport.dbt_manifest import dbt_executable
+
+    env = _env(LAKEPORT_DUCKDB_PATH=str(database))
+    # Its own target path: switching targets in one target dir would throw away the other
+    # side's partial-parse state, and both sides would pay a full parse on every run.
+    argv = [dbt_executable(), command, "--target", "bare", "--target-path", BARE_TARGET_PATH,
+            "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
+            "--no-send-anonymous-usage-stats"]
+    started = time.perf_counter()
+    result = subprocess.run(argv, cwd=project_dir, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"bare dbt {command} failed:\n"
+                           f"{result.stdout[-4000:]}{result.stderr[-2000:]}")
+    return wall
+
+
+def run_bare(project_dir: Path, database: Path) -> dict:
+    wall = bare_dbt("build", project_dir, database)
+    run_results = json.loads((project_dir / BARE_TARGET_PATH / "run_results.json").read_text())
+    statuses = [r["status"] for r in run_results["results"]]
+    return {"wall_seconds": wall, "nodes": len(statuses),
+            "nodes_ok": sum(1 for s in statuses if s in ("success", "pass"))}
+
+
+def run_lakeport(project_dir: Path, database: Path, data_dir: Path, home: Path,
+                 password: str) -> dict:
+    env = _env(LAKEPORT_DUCKDB_PATH=str(database), DAGSTER_HOME=str(home),
+               **{PASSWORD_ENV: password})
+    argv = [sys.executable, "-m", "bench.orchestration_overhead", "--child",
+            "--project", str(project_dir), "--data-dir", str(data_dir)]
+    started = time.perf_counter()
+    result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if os.environ.get("LAKEPORT_BENCH_KEEP"):
+        (data_dir.parent / f"{data_dir.name}.log").write_text(result.stderr)
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"lakeport run failed (exit {result.returncode}):\n"
+                           f"{result.stdout[-3000:]}{result.stderr[-4000:]}")
+    return {"wall_seconds": wall, **json.loads(lines[-1])}
+
+
+def _env(**values: str) -> dict:
+    env = dict(os.environ, **values)
+    # The dbt subprocess must find this venv's dbt and the repo's bench/lakeport packages.
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    # dagster-dbt sets these per invocation; a stray one would move dbt's target.
+    for key in ("DBT_TARGET_PATH", "DBT_LOG_PATH", "LAKEPORT_DUCKDB_SETTINGS"):
+        env.pop(key, None)
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3, help="runs per side")
+    parser.add_argument("--raw-rows", type=int, default=1000, help="rows per raw model")
+    parser.add_argument("--output", type=Path,
+                        help="default: bench/results/orchestration_overhead.json")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--project", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args.project, args.data_dir)
+
+    from lakeport.dbt_manifest import prepare_manifest
+    from lakeport.dev.ports import free_port
+    from lakeport.dev.postgres import PostgresServer
+
+    workdir = Path(tempfile.mkdtemp(prefix="lakeport-bench-orch-"))
+    # Not below a private temp dir: the server runs as `postgres` when we are root.
+    pg_dir = Path(tempfile.mkdtemp(prefix="lakeport-pg-"))
+    password = secrets.token_urlsafe(16)
+    server = PostgresServer(data_dir=pg_dir, port=free_port(), password=password, durable=True)
+    bare, lakeport = [], []
+    try:
+        project_dir = generate(workdir / "project", args.models, raw_rows=args.raw_rows)
+        # Both sides start with dbt's parse state warm, as a user's second run would:
+        # lakeport's from preparing the manifest (as the image build does), bare's here.
+        prepare_manifest(project_dir)
+        bare_dbt("parse", project_dir, workdir / "parse.duckdb")
+        server.start()
+        server.ensure_database("dagster")
+        home = dagster_home(workdir / "dagster_home", server)
+        for run in range(args.runs):
+            # Alternated, so noise from elsewhere on the machine lands on both sides.
+            bare.append(run_bare(project_dir, workdir / f"bare-{run}.duckdb"))
+            lakeport.append(run_lakeport(project_dir, workdir / f"lakeport-{run}.duckdb",
+                                         workdir / f"data-{run}", home, password))
+            print(f"  run {run + 1}/{args.runs}: bare {bare[-1]['wall_seconds']:.2f} s, "
+                  f"lakeport {lakeport[-1]['wall_seconds']:.2f} s", flush=True)
+    finally:
+        server.stop()
+        shutil.rmtree(pg_dir, ignore_errors=True)
+        if not os.environ.get("LAKEPORT_BENCH_KEEP"):
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    bare_median = median([r["wall_seconds"] for r in bare])
+    lakeport_median = median([r["wall_seconds"] for r in lakeport])
+    ratio = lakeport_median / bare_median
+    nodes = bare[0]["nodes"]
+    print(f"\nOrchestration overhead: {args.models} models ({nodes} dbt nodes with tests), "
+          f"median of {args.runs} runs each; lakeport on a Postgres-backed DagsterInstance\n")
+    print_table(
+        ["side", "median wall", "of which load", "of which execute", "nodes ok"],
+        [["bare dbt build", seconds(bare_median), "-", "-", bare[0]["nodes_ok"]],
+         ["lakeport", seconds(lakeport_median),
+          seconds(median([r["load_seconds"] for r in lakeport])),
+          seconds(median([r["execute_seconds"] for r in lakeport])),
+          lakeport[0]["materializations"] + lakeport[0]["checks_passed"]]],
+    )
+    complete = all(
+        r["success"] and r["materializations"] + r["checks_passed"] == nodes for r in lakeport
+    ) and all(r["nodes_ok"] == r["nodes"] for r in bare)
+    targets = {
+        "ratio": {
+            "target": f"lakeport / bare dbt build median wall time <= {RATIO_TARGET}",
+            "value": round(ratio, 3),
+            "pass": ratio <= RATIO_TARGET,
+        },
+        # The timing only compares like with like if both did all the work.
+        "complete": {
+            "target": "every model built and every test passed on both sides",
+            "value": {"bare_nodes_ok": [r["nodes_ok"] for r in bare],
+                      "lakeport_materializations_plus_checks": [
+                          r["materializations"] + r["checks_passed"] for r in lakeport],
+                      "dbt_nodes": nodes},
+            "pass": complete,
+        },
+    }
+    print(f"\nratio lakeport/bare: {ratio:.3f}")
+    for name, target in targets.items():
+        print(f"{'PASS' if target['pass'] else 'FAIL'}  {name}: {target['target']} "
+              f"(measured {target['value']})")
+    path = write_result(NAME, {
+        "parameters": {"models": args.models, "runs": args.runs, "raw_rows": args.raw_rows,
+                       "postgres_fsync": True, "iceberg_publishing": False},
+        "summary": {"bare_median_seconds": bare_median,
+                    "lakeport_median_seconds": lakeport_median, "ratio": ratio},
+        "bare": bare,
+        "lakeport": lakeport,
+        "targets": targets,
+    }, args.output)
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The benchmarks at a tiny size: they still run and write well-formed results.
+
+Benchmarks are not tests (bench/, `make bench`); these only keep them working. No timing
+is asserted: the machine's load decides timings. What is asserted is behaviour: every
+benchmark did the work it claims to time, and lakeport's DuckDB settings, derived inside
+a real memory cgroup, let a spilling transform finish instead of being OOM-killed.
+"""
+
+import json
+
+import pytest
+
+from bench import codelocation_load, memory_discipline, orchestration_overhead
+from bench.cgroup import CgroupUnavailable, limited_cgroup
+
+MiB = 1 << 20
+
+
+def _load(path):
+    document = json.loads(path.read_text())
+    for key in ("benchmark", "timestamp", "machine", "parameters", "targets"):
+        assert key in document, key
+    machine = document["machine"]
+    assert machine["cpu_count"] >= 1
+    assert machine["memory_bytes"] > 0
+    assert machine["versions"]["duckdb"] and machine["versions"]["dagster"]
+    for name, target in document["targets"].items():
+        assert isinstance(target["pass"], bool), name
+        assert target["target"], name
+    return document
+
+
+def _cgroups_or_skip():
+    try:
+        with limited_cgroup("bench-probe", 64 * MiB):
+            pass
+    except CgroupUnavailable as exc:
+        pytest.skip(f"memory cgroups unavailable here: {exc}")
+
+
+def test_memory_discipline_smoke(tmp_path):
+    _cgroups_or_skip()
+    output = tmp_path / "memory_discipline.json"
+    limit_mib = 768
+    # 0.75x the limit is more than DuckDB's derived memory_limit (0.66x): it must spill.
+    assert memory_discipline.main([
+        "--limit-mib", str(limit_mib), "--factors", "0.75", "--configs", "lakeport",
+        "--output", str(output),
+    ]) == 0
+    document = _load(output)
+    assert document["benchmark"] == "memory_discipline"
+    [run] = document["runs"]
+    assert run["config"] == "lakeport"
+    assert run["outcome"] == "ok", run
+    assert run["oom_kills"] == 0
+    assert run["result_checks"]["matched_rows"] == run["result_checks"]["expected_matched_rows"]
+    # The child derived its memory_limit from the cgroup it ran in, not from the profile's
+    # 2Gi or the host's RAM: that is the mechanism under test.
+    assert "MiB" in run["duckdb_settings"]["memory_limit"]
+    assert float(run["duckdb_settings"]["memory_limit"].split()[0].removesuffix("MiB")) < limit_mib
+    assert run["spill_peak_bytes"] > 0
+    assert 0 < run["kernel_peak_bytes"] <= limit_mib * MiB
+    assert 0 < run["anon_peak_bytes"] <= limit_mib * MiB
+    assert document["targets"]["lakeport_never_oom_killed"]["pass"] is True
+
+
+def test_codelocation_load_smoke(tmp_path):
+    output = tmp_path / "codelocation_load.json"
+    assert codelocation_load.main(["--models", "8", "--runs", "1", "--output", str(output)]) == 0
+    document = _load(output)
+    assert document["project"]["models"] == 8
+    for config in ("lakeport", "plain"):
+        summary = document["summary"][config]
+        assert summary["median_wall_seconds"] > 0
+        assert summary["assets"] == 8
+        assert summary["asset_checks"] == document["project"]["tests"]
+    assert "lakehouse_job" in document["summary"]["lakeport"]["jobs"]
+    assert document["ratio"] > 0
+    assert document["targets"]["complete"]["pass"] is True
+
+
+def test_orchestration_overhead_smoke(tmp_path):
+    output = tmp_path / "orchestration_overhead.json"
+    assert orchestration_overhead.main(
+        ["--models", "4", "--runs", "1", "--raw-rows", "10", "--output", str(output)]
+    ) == 0
+    document = _load(output)
+    [lakeport] = document["lakeport"]
+    [bare] = document["bare"]
+    assert lakeport["success"] is True
+    assert lakeport["run_storage"] == "PostgresRunStorage"
+    # Events of the run really went to Postgres (read back through the instance).
+    assert lakeport["events_stored"] > lakeport["materializations"] > 0
+    assert bare["nodes_ok"] == bare["nodes"] > 0
+    assert document["summary"]["ratio"] > 0
+    assert document["targets"]["complete"]["pass"] is True
