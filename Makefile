@@ -46,6 +46,14 @@ validate: install ## validate every platform-config/*/platform.yaml
 schema: install ## regenerate charts/lakeport/values.schema.json and values.yaml from the platform model
 	$(VENV)/bin/lakeport schema --output charts/lakeport/values.schema.json --values-output charts/lakeport/values.yaml
 
+# --- benchmarks: each prints a table and writes bench/results/<name>.json (kept in git) ---
+.PHONY: bench
+
+bench: install ## run the three benchmarks at full size (~30 min on 2 cores; root, for cgroups)
+	$(PY) -m bench.memory_discipline
+	$(PY) -m bench.codelocation_load
+	$(PY) -m bench.orchestration_overhead
+
 # --- one machine: the whole platform without Kubernetes ---
 .PHONY: dev
 DEV_ARGS ?=
