@@ -24,11 +24,27 @@ def manifest_path(project_dir: str | Path) -> Path:
     return Path(project_dir) / MANIFEST
 
 
-def prepare_manifest(project_dir: str | Path) -> Path:
-    """Run `dbt parse` on the project (its own profiles.yml); return the manifest's path."""
+def manifest_is_current(project_dir: str | Path) -> bool:
+    """True when target/manifest.json is newer than every file dbt parses."""
+    project_dir = Path(project_dir)
+    manifest = manifest_path(project_dir)
+    if not manifest.is_file():
+        return False
+    sources = [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
+    for folder in ("models", "macros", "tests", "seeds", "snapshots", "analyses"):
+        sources += [p for p in (project_dir / folder).rglob("*") if p.is_file()]
+    newest = max((p.stat().st_mtime for p in sources if p.exists()), default=0)
+    return manifest.stat().st_mtime >= newest
+
+
+def prepare_manifest(project_dir: str | Path, *, if_stale: bool = False) -> Path:
+    """Run `dbt parse` on the project (its own profiles.yml); return the manifest's path.
+    With `if_stale`, an up-to-date manifest is kept as it is."""
     project_dir = Path(project_dir).resolve()
     if not (project_dir / "dbt_project.yml").is_file():
         raise FileNotFoundError(f"{project_dir} has no dbt_project.yml")
+    if if_stale and manifest_is_current(project_dir):
+        return manifest_path(project_dir)
     command = [
         dbt_executable(), "parse", "--project-dir", str(project_dir),
         "--profiles-dir", str(project_dir), "--target-path", "target",

@@ -105,9 +105,8 @@ def build_skipping_schedule(
             return dg.SkipReason(
                 f"run {run.run_id} of {job_name} is still {run.status.value}; not starting another"
             )
-        partition_key = partitions_def.get_last_partition_key(
-            current_time=context.scheduled_execution_time
-        )
+        with dg.partition_loading_context(effective_dt=context.scheduled_execution_time):
+            partition_key = partitions_def.get_last_partition_key()
         return dg.RunRequest(partition_key=partition_key, tags=profile_tags(platform, profile))
 
     return skipping_schedule

@@ -11,13 +11,13 @@ from demo_support import (
     WAREHOUSE_BUCKET,
     demo_platform,
     postgres_instance,
-    prepare,
     yesterday_partition,
 )
 from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
 
 from lakeport.catalog import load_catalog
 from lakeport.dbt_assets import DUCKDB_PATH_ENV
+from lakeport.dbt_manifest import prepare_manifest
 from lakeport.duckdb_extensions import load_extension
 from lakeport.duckdb_s3 import configure_s3
 from lakeport.profiles import K8S_CONFIG_TAG, PROFILE_TAG
@@ -28,7 +28,8 @@ MARTS = {"dim_customers": None, "mart_customer_revenue": None, "fct_orders": "or
 
 @pytest.fixture(scope="module")
 def demo_manifest():
-    return prepare(DBT_PROJECT_DIR)
+    prepare_manifest(DBT_PROJECT_DIR, if_stale=True)
+    return DBT_PROJECT_DIR
 
 
 @pytest.fixture
