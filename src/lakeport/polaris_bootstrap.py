@@ -90,7 +90,6 @@ def catalog_body(platform: Platform) -> dict:
         "catalog": {
             "name": catalog.name,
             "type": "INTERNAL",
-            "readOnly": False,
             "properties": {"default-base-location": location},
             "storageConfigInfo": storage_config,
         }

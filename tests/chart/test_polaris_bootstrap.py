@@ -168,6 +168,9 @@ def _stored(world):
 def test_first_run_sets_everything_up(world, platform):
     _run(world, platform)
     catalog = world.catalogs["lakeport"]
+    # Only fields of the management API's Catalog schema (Polaris rejects unknown ones).
+    assert set(catalog) == {"name", "type", "properties", "storageConfigInfo"}
+    assert catalog["type"] == "INTERNAL"
     assert catalog["properties"] == {"default-base-location": "s3://lakeport-warehouse/"}
     assert catalog["storageConfigInfo"] == {
         "storageType": "S3",
