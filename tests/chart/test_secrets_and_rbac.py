@@ -149,3 +149,11 @@ def test_cloud_uses_only_the_secrets_it_names():
     ref = next(v for v in daemon["env"] if v["name"] == "LAKEPORT_POSTGRES_PASSWORD")
     assert ref["valueFrom"]["secretKeyRef"] == {"name": "lakeport-rds", "key": "password"}
     assert not [v for v in daemon["env"] if v["name"].startswith("AWS_")]  # IRSA
+
+
+def test_notes_tell_how_to_reach_the_ui(tmp_path):
+    _objects, kind_notes = _render_with_notes("kind", tmp_path / "kind")
+    assert "http://localhost/" in kind_notes
+    _objects, cloud_notes = _render_with_notes("cloud", tmp_path / "cloud")
+    assert "https://lakeport.example.com/" in cloud_notes
+    assert "port-forward" not in kind_notes + cloud_notes
