@@ -351,7 +351,7 @@ def test_the_mart_tables_are_in_polaris(finished_run, cluster, k8s, effective_pl
 
     core, _, _ = k8s
     raw, platform = effective_platform
-    manifest = json.loads(prepare_manifest(DEMO_PROJECT).read_text())
+    manifest = json.loads(prepare_manifest(DEMO_PROJECT, if_stale=True).read_text())
     published = frozenset(n["name"] for n in manifest["nodes"].values() if is_published(n))
     assert published, "the demo publishes no model to Iceberg"
     expected = h.ExpectedTables(platform.catalog.namespace, published)
