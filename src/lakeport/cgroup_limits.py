@@ -23,6 +23,9 @@ class Limit:
     value: float
     # The file the value came from: recorded as metadata so a run says why it got what.
     source: str
+    # Memory only: what the cgroup holds already (not counting reclaimable file cache),
+    # e.g. the Dagster run worker that shares the pod with DuckDB.
+    in_use: float | None = None
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,8 @@ def _v2_memory(directory: Path, root: Path) -> list[Limit]:
     text = _read(directory / "memory.max")
     if text is None or text == "max":
         return []
-    return [Limit(float(int(text)), _shown(directory / "memory.max", root))]
+    in_use = _in_use(directory, "memory.current", "inactive_file")
+    return [Limit(float(int(text)), _shown(directory / "memory.max", root), in_use)]
 
 
 def _v2_cpu(directory: Path, root: Path) -> list[Limit]:
@@ -177,7 +181,20 @@ def _v1_memory(directory: Path, root: Path) -> list[Limit]:
     text = _read(directory / "memory.limit_in_bytes")
     if text is None or int(text) >= _V1_UNLIMITED:
         return []
-    return [Limit(float(int(text)), _shown(directory / "memory.limit_in_bytes", root))]
+    in_use = _in_use(directory, "memory.usage_in_bytes", "total_inactive_file")
+    return [Limit(float(int(text)), _shown(directory / "memory.limit_in_bytes", root), in_use)]
+
+
+def _in_use(directory: Path, usage_file: str, reclaimable_key: str) -> float | None:
+    usage = _read(directory / usage_file)
+    if usage is None:
+        return None
+    reclaimable = 0
+    for line in (_read(directory / "memory.stat") or "").splitlines():
+        key, _, value = line.partition(" ")
+        if key == reclaimable_key:
+            reclaimable = int(value)
+    return float(max(0, int(usage) - reclaimable))
 
 
 def _v1_cpu(directory: Path, root: Path) -> list[Limit]:

@@ -1,10 +1,12 @@
 """DuckDB settings for a run, derived inside the run from its container's own limits.
 
-DuckDB left alone sizes itself from the machine (80% of host RAM, every core), which
-inside a pod is far above the container's memory limit: the pod is OOMKilled instead of
-spilling. Here the memory limit is a fraction of the cgroup memory limit, threads follow
-the CPU limit, spill goes to the profile's spill volume and stays below its size. What a
-profile sets explicitly in platform.yaml wins over what is derived.
+DuckDB left alone takes 80% of the container's memory limit for itself and spills to
+`.tmp` under the working directory. In a run pod it shares that limit with the Dagster
+run worker and dbt's own Python, so together they go over it and the pod is OOMKilled;
+and `.tmp` is not the sized spill volume. Here the memory limit is a fraction of what the
+container has left when the run starts (its cgroup limit less what is in use already),
+threads follow the CPU limit, spill goes to the profile's spill volume and stays below its
+size. What a profile sets explicitly in platform.yaml wins over what is derived.
 
 Every DuckDB connection lakeport opens goes through `connect()`, and dbt-duckdb gets
 the same settings through lakeport's dbt-duckdb plugin (lakeport.dbt_duckdb_plugin).
@@ -91,7 +93,11 @@ def derive_duckdb_settings(
     else:
         fraction = overrides.memory_limit_fraction or DEFAULT_MEMORY_FRACTION
         if limits.memory is not None:
-            budget, where = int(limits.memory.value), f"cgroup {limits.memory.source}"
+            # What other processes of the pod hold already (the run worker) is not DuckDB's.
+            in_use = int(limits.memory.in_use or 0)
+            # Never below an eighth of the limit: DuckDB then spills early rather than fails.
+            budget = max(int(limits.memory.value) - in_use, int(limits.memory.value) // 8)
+            where = f"cgroup {limits.memory.source} less {_mib(in_use)} in use"
         else:
             # No container limit (one machine, no cgroup): the profile's limit is what the
             # platform engineer meant the run to use, if the machine has that much.

@@ -79,6 +79,30 @@ def test_cgroup_v2_memory_max_and_cpu_max(tmp_path):
     assert cpu_threads(limits.cpu, available_cpus=8) == 2
 
 
+def test_memory_in_use_excludes_reclaimable_file_cache(tmp_path):
+    v2 = v2_tree(
+        tmp_path / "v2",
+        "/",
+        {
+            "memory.max": f"{GiB}",
+            "memory.current": f"{400 * MiB}",
+            "memory.stat": f"anon {250 * MiB}\ninactive_file {100 * MiB}\n",
+        },
+    )
+    assert read_container_limits(v2).memory.in_use == 300 * MiB
+    v1 = v1_tree(
+        tmp_path / "v1",
+        "/",
+        "/",
+        {
+            "memory/memory.limit_in_bytes": f"{GiB}",
+            "memory/memory.usage_in_bytes": f"{200 * MiB}",
+            "memory/memory.stat": f"cache {90 * MiB}\ntotal_inactive_file {50 * MiB}\n",
+        },
+    )
+    assert read_container_limits(v1).memory.in_use == 150 * MiB
+
+
 def test_cgroup_v2_unlimited_is_none(tmp_path):
     root = v2_tree(tmp_path, "/", {"memory.max": "max\n", "cpu.max": "max 100000\n"})
     assert read_container_limits(root) == ContainerLimits(memory=None, cpu=None)
@@ -151,6 +175,18 @@ def test_no_proc_files_means_no_limits(tmp_path):
 
 
 # --- deriving settings ----------------------------------------------------------------------
+
+
+def test_memory_already_in_use_in_the_pod_is_left_alone(tmp_path):
+    # The Dagster run worker holds 312 MiB of a 1 GiB pod: DuckDB gets 2/3 of the rest.
+    limits = ContainerLimits(Limit(GiB, "/sys/fs/cgroup/memory.max", in_use=312 * MiB), None)
+    settings = derive_duckdb_settings(profile(), limits=limits, spill_dir=tmp_path)
+    assert settings.memory_limit == f"{int(712 * MiB * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
+    assert "less 312MiB in use" in settings.memory_limit_source
+    # A pod that is nearly full still gives DuckDB an eighth of the limit to spill from.
+    full = ContainerLimits(Limit(GiB, "m", in_use=GiB), None)
+    settings = derive_duckdb_settings(profile(), limits=full, spill_dir=tmp_path)
+    assert settings.memory_limit == f"{int(GiB / 8 * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
 
 
 def test_memory_is_the_default_fraction_of_the_cgroup_limit(tmp_path):
