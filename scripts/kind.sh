@@ -14,7 +14,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # helm comes from `make install` (.tools/bin) unless the machine has its own.
-PATH="$ROOT/.tools/bin:$PATH"
+command -v helm >/dev/null 2>&1 || PATH="$ROOT/.tools/bin:$PATH"
 
 CLUSTER="${KIND_CLUSTER_NAME:-lakeport}"
 CONTEXT="kind-$CLUSTER"

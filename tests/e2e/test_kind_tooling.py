@@ -281,3 +281,128 @@ def test_make_kind_targets_are_phony():
     for match in re.finditer(r"^\.PHONY:(.*)$", makefile, re.MULTILINE):
         phony.update(match.group(1).split())
     assert set(KIND_TARGETS) <= phony
+
+
+# --- scripts/kind.sh's flow, with stand-ins for docker/kind/kubectl/helm ------------------------
+# No machine here has a Docker engine or a cluster, so the real tools cannot run. These
+# stand-ins only record their command lines (and answer the few questions the script
+# asks), so every branch of the script runs here: which commands, in which order, with
+# which arguments, and what is skipped when the work is already done.
+
+_STANDINS = {
+    "docker": """
+case "$1" in
+  version) echo "linux/amd64" ;;
+  exec) [ -n "$FAKE_IMAGE_LOADED" ] || exit 1 ;;
+esac""",
+    "kind": """
+case "$1 $2" in
+  "get clusters") [ -z "$FAKE_CLUSTERS" ] || printf '%s\\n' $FAKE_CLUSTERS ;;
+  "load docker-image") exit "${FAKE_LOAD_RC:-0}" ;;
+esac""",
+    "kubectl": """
+case "$*" in
+  *"get namespace"*) exit "${FAKE_NAMESPACE_RC:-1}" ;;
+  *"get deployments"*)
+    printf 'lakeport-webserver\\tlakeport:dev\\n'
+    printf 'lakeport-polaris\\tapache/polaris:1.2.0-incubating\\n' ;;
+esac""",
+    "helm": "",
+}
+
+
+def _flow(tmp_path: Path, command: str, **fake_env) -> tuple[subprocess.CompletedProcess, list]:
+    log = tmp_path / "commands.log"
+    log.write_text("")
+    tools = {name: f'echo "{name} $*" >> "$FAKE_LOG"{body}' for name, body in _STANDINS.items()}
+    directory = tmp_path / "standins"
+    if not directory.exists():
+        directory = _bin_dir(tmp_path, "standins", tools)
+        for real in ("mktemp", "rm", "tail"):
+            (directory / real).symlink_to(shutil.which(real))
+    env = {"PATH": str(directory), "HOME": str(tmp_path), "FAKE_LOG": str(log), **fake_env}
+    result = _run("bash", str(KIND_SCRIPT), command, env=env)
+    return result, log.read_text().splitlines()
+
+
+def test_kind_up_creates_the_cluster_then_ingress_nginx(tmp_path):
+    result, commands = _flow(tmp_path, "up")
+    assert result.returncode == 0, result.stderr
+    create = f"kind create cluster --name lakeport --config {KIND_CONFIG} --wait 180s"
+    manifest = re.search(r'INGRESS_NGINX_VERSION="([^"]+)"', KIND_SCRIPT.read_text()).group(1)
+    assert create in commands
+    apply = [c for c in commands if " apply -f " in c]
+    assert apply == [
+        "kubectl --context kind-lakeport apply -f https://raw.githubusercontent.com/kubernetes/"
+        f"ingress-nginx/{manifest}/deploy/static/provider/kind/deploy.yaml"
+    ]
+    assert commands.index(create) < commands.index(apply[0])
+    waits = [c for c in commands if "rollout status" in c or " wait pod" in c]
+    assert len(waits) == 2 and commands.index(apply[0]) < commands.index(waits[0])
+
+
+def test_kind_up_keeps_an_existing_cluster(tmp_path):
+    result, commands = _flow(tmp_path, "up", FAKE_CLUSTERS="other lakeport")
+    assert result.returncode == 0, result.stderr
+    assert not [c for c in commands if c.startswith("kind create")]
+    assert "kind export kubeconfig --name lakeport" in commands
+    assert "exists; keeping it" in result.stderr
+
+
+def test_images_builds_loads_and_rolls_only_the_lakeport_deployments(tmp_path):
+    result, commands = _flow(tmp_path, "images", FAKE_CLUSTERS="lakeport", FAKE_NAMESPACE_RC="0")
+    assert result.returncode == 0, result.stderr
+    build = f"docker build --file {DOCKERFILE} --tag lakeport:dev {REPO}"
+    load = "kind load docker-image lakeport:dev --name lakeport"
+    assert commands.index(build) < commands.index(load)
+    restarts = [c for c in commands if "rollout restart" in c]
+    assert restarts == [
+        "kubectl --context kind-lakeport -n lakeport rollout restart deployment/lakeport-webserver"
+    ]
+
+
+def test_images_falls_back_to_a_single_platform_archive(tmp_path):
+    result, commands = _flow(tmp_path, "images", FAKE_CLUSTERS="lakeport", FAKE_LOAD_RC="1")
+    assert result.returncode == 0, result.stderr
+    save = [c for c in commands if c.startswith("docker image save")]
+    assert (
+        len(save) == 1 and "--platform linux/amd64" in save[0] and save[0].endswith("lakeport:dev")
+    )
+    archive = save[0].split("--output ")[1].split()[0]
+    assert f"kind load image-archive {archive} --name lakeport" in commands
+    assert not Path(archive).exists(), "the archive is removed"
+    # No release yet: nothing to restart.
+    assert not [c for c in commands if "rollout restart" in c]
+
+
+def test_images_without_a_cluster_says_run_kind_up(tmp_path):
+    result, commands = _flow(tmp_path, "images")
+    assert result.returncode != 0
+    assert "no kind cluster named 'lakeport': run 'make kind-up' first" in result.stderr
+    assert not [c for c in commands if c.startswith("docker build")]
+
+
+def test_deploy_without_the_image_says_run_images(tmp_path):
+    result, commands = _flow(tmp_path, "deploy", FAKE_CLUSTERS="lakeport")
+    assert result.returncode != 0
+    assert "image lakeport:dev is not in kind cluster 'lakeport'" in result.stderr
+    assert "make images" in result.stderr
+    assert not [c for c in commands if c.startswith("helm")]
+
+
+def test_deploy_installs_the_chart_with_the_kind_platform_file(tmp_path):
+    result, commands = _flow(tmp_path, "deploy", FAKE_CLUSTERS="lakeport", FAKE_IMAGE_LOADED="1")
+    assert result.returncode == 0, result.stderr
+    assert [c for c in commands if c.startswith("helm")] == [
+        f"helm upgrade --install lakeport {REPO}/charts/lakeport --kube-context kind-lakeport "
+        "--namespace lakeport --create-namespace "
+        f"--values {REPO}/platform-config/kind/platform.yaml --wait --wait-for-jobs --timeout 15m"
+    ]
+
+
+def test_down_deletes_the_cluster_and_is_fine_without_one(tmp_path):
+    result, commands = _flow(tmp_path, "down", FAKE_CLUSTERS="lakeport")
+    assert result.returncode == 0 and "kind delete cluster --name lakeport" in commands
+    result, commands = _flow(tmp_path, "down")
+    assert result.returncode == 0 and not [c for c in commands if c.startswith("kind delete")]
+    assert "nothing to delete" in result.stderr
