@@ -308,6 +308,7 @@ def test_duckdb_ran_with_the_memory_limit_derived_in_the_pod(finished_run, graph
 
 def test_compute_logs_are_in_the_localstack_bucket(finished_run, cluster, k8s, effective_platform):
     import boto3
+    from botocore.config import Config
 
     core, _, _ = k8s
     raw, platform = effective_platform
@@ -325,6 +326,7 @@ def test_compute_logs_are_in_the_localstack_bucket(finished_run, cluster, k8s, e
             region_name=platform.object_storage.region,
             aws_access_key_id=key_id,
             aws_secret_access_key=secret,
+            config=Config(s3={"addressing_style": "path"}),
         )
         bucket, prefix = platform.compute_logs.bucket, platform.compute_logs.prefix
 
