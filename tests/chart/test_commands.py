@@ -1,0 +1,112 @@
+"""The commands the chart runs, run or parsed by the real programs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from chart_render import dagster_yaml, one, pod_spec, render_env
+
+WORKSPACE = "/opt/dagster/workspace/workspace.yaml"
+
+
+def _with_local_workspace(command, objects, tmp_path):
+    """click checks the workspace file exists: point the command at the rendered one."""
+    path = tmp_path / "workspace.yaml"
+    workspace = one(objects, "ConfigMap", "lakeport-dagster-workspace")["data"]["workspace.yaml"]
+    path.write_text(workspace)
+    assert WORKSPACE in command
+    return [str(path) if arg == WORKSPACE else arg for arg in command], str(path)
+
+
+def _container(objects, kind, name, container=None, init=False):
+    spec = pod_spec(one(objects, kind, name))
+    containers = spec["initContainers"] if init else spec["containers"]
+    if container is None:
+        return containers[0]
+    return next(c for c in containers if c["name"] == container)
+
+
+@pytest.mark.parametrize("env", ["kind", "cloud"])
+def test_webserver_command_parses(env, tmp_path):
+    from dagster_webserver.cli import create_dagster_webserver_cli
+
+    objects = render_env(env)
+    command = _container(objects, "Deployment", "lakeport-webserver")["command"]
+    assert command[0] == "dagster-webserver"
+    command, workspace = _with_local_workspace(command, objects, tmp_path)
+    cli = create_dagster_webserver_cli()
+    params = cli.make_context("dagster-webserver", list(command[1:])).params
+    assert params["host"] == "0.0.0.0"
+    assert params["port"] == 3000
+    assert params["workspace"] == (workspace,)
+    assert params["dagster_log_level"] == "info"
+    # Nothing loads user code in the webserver process.
+    assert not params["module_name"] and not params["python_file"]
+
+
+@pytest.mark.parametrize("env", ["kind", "cloud"])
+def test_daemon_command_parses(env, tmp_path):
+    from dagster._daemon.cli import cli
+
+    objects = render_env(env)
+    command = _container(objects, "Deployment", "lakeport-daemon")["command"]
+    assert command[:2] == ["dagster-daemon", "run"]
+    command, workspace = _with_local_workspace(command, objects, tmp_path)
+    root = cli.make_context("dagster-daemon", list(command[1:]), obj={})
+    _name, run, rest = cli.resolve_command(root, root._protected_args + root.args)
+    params = run.make_context("run", rest, parent=root).params
+    assert params["workspace"] == (workspace,)
+    assert params["log_level"] == "info"
+
+
+def test_wait_for_postgres_returns_once_postgres_listens(postgres_server):
+    init = _container(render_env("kind"), "Deployment", "lakeport-daemon", "wait-for-postgres",
+                      init=True)
+    assert init["command"][:2] == ["python", "-c"]
+    script, _host, _port = init["command"][2:]
+    result = subprocess.run(
+        [sys.executable, "-c", script, postgres_server.host, str(postgres_server.port)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_migrate_job_migrates_a_real_instance(postgres_server, tmp_path):
+    """`dagster instance migrate` with the hook's dagster.yaml, the Postgres target swapped
+    for the test server: the same command the pre-upgrade Job runs."""
+    objects = render_env("kind")
+    hook_cm = one(objects, "ConfigMap", "lakeport-migrate")
+    hook_config = yaml.safe_load(hook_cm["data"]["dagster.yaml"])
+    assert hook_config == dagster_yaml(objects)
+    postgres_server.ensure_database("chart_migrate")
+    for storage in ("run_storage", "event_log_storage", "schedule_storage"):
+        db = hook_config[storage]["config"]["postgres_db"]
+        db.update(hostname=postgres_server.host, port=postgres_server.port, db_name="chart_migrate")
+        db["params"]["sslmode"] = "disable"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "n", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "n", "user": {"token": "x"}}],
+        "contexts": [{"name": "n", "context": {"cluster": "n", "user": "n"}}],
+        "current-context": "n",
+    }))
+    hook_config["run_launcher"]["config"].update(
+        load_incluster_config=False, kubeconfig_file=str(kubeconfig))
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(hook_config))
+
+    job = _container(objects, "Job", "lakeport-migrate")
+    assert job["command"] == ["dagster", "instance", "migrate"]
+    dagster = Path(sys.executable).parent / "dagster"
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path),
+           "LAKEPORT_POSTGRES_PASSWORD": postgres_server.password}
+    result = subprocess.run([str(dagster), *job["command"][1:]], env=env, capture_output=True,
+                            text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    with postgres_server.connect("chart_migrate") as conn:
+        tables = {r[0] for r in conn.execute(
+            "select tablename from pg_tables where schemaname = 'public'")}
+    assert {"runs", "event_logs", "jobs", "alembic_version"} <= tables
