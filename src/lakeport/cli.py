@@ -29,6 +29,17 @@ def _schema(args) -> int:
     return 0
 
 
+def _prepare_dbt(args) -> int:
+    from lakeport.dbt_manifest import prepare_manifest
+
+    try:
+        print(prepare_manifest(args.project_dir, if_stale=args.if_stale))
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"lakeport prepare-dbt: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _write(target: str, text: str) -> None:
     if target == "-":
         sys.stdout.write(text)
@@ -48,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
     schema.add_argument("--values-output", help="also write the chart defaults (values.yaml)")
     schema.set_defaults(run=_schema)
+
+    prepare = commands.add_parser(
+        "prepare-dbt", help="compile a dbt project's manifest (image build, tests)"
+    )
+    prepare.add_argument("project_dir", metavar="PROJECT_DIR", help="holds dbt_project.yml")
+    prepare.add_argument(
+        "--if-stale", action="store_true", help="keep a manifest newer than the project files"
+    )
+    prepare.set_defaults(run=_prepare_dbt)
 
     from lakeport.dev.supervisor import add_dev_command
 
