@@ -110,3 +110,36 @@ def test_migrate_job_migrates_a_real_instance(postgres_server, tmp_path):
         tables = {r[0] for r in conn.execute(
             "select tablename from pg_tables where schemaname = 'public'")}
     assert {"runs", "event_logs", "jobs", "alembic_version"} <= tables
+
+
+def test_postgres_init_script_creates_the_polaris_database(postgres_server, tmp_path):
+    """The script the postgres image runs on first start, run by bash with psql against a
+    real server (the image connects over its socket; here host/port/password say where)."""
+    import secrets
+
+    from lakeport.dev.postgres import find_postgres_bin
+
+    name = f"chart_polaris_{secrets.token_hex(4)}"
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"postgres": {"polarisDatabase": name}}))
+    from chart_render import platform_file, render
+
+    objects = render(str(platform_file("kind")), str(values))
+    script = one(objects, "ConfigMap", "lakeport-postgres-init")["data"]["10-databases.sh"]
+    sts = one(objects, "StatefulSet", "lakeport-postgres")
+    env_vars = {e["name"]: e.get("value") for e in pod_spec(sts)["containers"][0]["env"]}
+    env = {
+        "PATH": f"{find_postgres_bin()}:{os.environ['PATH']}",
+        "POSTGRES_USER": env_vars["POSTGRES_USER"], "POSTGRES_DB": "postgres",
+        "PGHOST": postgres_server.host, "PGPORT": str(postgres_server.port),
+        "PGPASSWORD": postgres_server.password,
+    }
+    assert env_vars["POSTGRES_USER"] == postgres_server.user
+    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    with postgres_server.connect() as conn:
+        owner = conn.execute(
+            "select pg_get_userbyid(datdba) from pg_database where datname = %s", (name,)
+        ).fetchone()
+    assert owner == (postgres_server.user,)
