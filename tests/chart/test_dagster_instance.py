@@ -176,6 +176,7 @@ def test_run_job_carries_the_profile_and_the_platform(chart, profile):
     assert spec["template"]["metadata"]["labels"]["app.kubernetes.io/instance"] == "lakeport"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["serviceAccountName"] == "lakeport-dagster"
+    assert pod["automountServiceAccountToken"] is False
     (container,) = pod["containers"]
     assert container["image"] == (
         f"{platform.images.lakeport.repository}:{platform.images.lakeport.tag}"

@@ -62,6 +62,7 @@ def test_launcher_default_profile_is_profiles_run_k8s_config(env):
     # What every run needs whatever its profile, in keys a profile tag never replaces.
     env_vars = rendered["container_config"].pop("env")
     security = rendered["pod_spec_config"].pop("security_context")
+    assert rendered["pod_spec_config"].pop("automount_service_account_token") is False
     job_spec = rendered.pop("job_spec_config")
     assert rendered == expected
     names = {e["name"] for e in env_vars}

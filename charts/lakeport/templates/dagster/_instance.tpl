@@ -22,8 +22,9 @@ postgres_db:
 {{/*
 The launcher's run_k8s_config: the default profile exactly as
 lakeport.profiles.run_k8s_config renders it (container resources, the spill volume, the
-platform ConfigMap, their mounts), plus what every run needs whatever its profile: secret env by reference, the
-pod security context and the Job's TTL/backoff. merge_behavior is not part of it: the
+platform ConfigMap, their mounts), plus what every run needs whatever its profile:
+secret env by reference, the pod security context, no API token, the Job's TTL/backoff.
+merge_behavior is not part of it: the
 launcher's schema has no such key, and the merge follows the run tag's SHALLOW, so a run
 tagged with another profile replaces only resources, volume_mounts and volumes and these
 extra keys survive.
@@ -53,6 +54,9 @@ pod_spec_config:
         name: {{ $p.dagster.runLauncher.platformConfigMap }}
   security_context:
     {{- include "lakeport.podSecurityContextSnake" (dict "uid" (include "lakeport.uid" .)) | nindent 4 }}
+  # A run executes in its own pod (in-process/multiprocess executors) and never calls the
+  # Kubernetes API; only the daemon's launcher does.
+  automount_service_account_token: false
 job_spec_config:
   ttl_seconds_after_finished: {{ $p.dagster.runLauncher.finishedJobTtlSeconds | int }}
   backoff_limit: {{ $p.dagster.runLauncher.backoffLimit | int }}
