@@ -36,8 +36,9 @@ def dismiss_community_modal(driver) -> None:
 
 
 def asset_lineage_labels(driver, expected: set[str], timeout: float = 90) -> set[str]:
-    """On the global lineage page: expand every group (the UI's ⌥E), zoom out until every
-    expected asset's node is drawn, and return the expected names the graph shows."""
+    """On the global lineage page: expand every group (the UI's ⌥E), zoom out (down to the
+    UI's minimum zoom) until every expected asset's node lies wholly in view, and return
+    the expected names whose nodes a user can see."""
     wait_for(lambda: "Global asset lineage" in body_text(driver), what="the lineage page")
     # Groups start collapsed; ⌥E expands them all and records that in the URL.
     wait_for(lambda: _press_expand_all(driver), timeout=timeout, interval=1,
@@ -45,13 +46,10 @@ def asset_lineage_labels(driver, expected: set[str], timeout: float = 90) -> set
     deadline = time.monotonic() + timeout
     shown: set[str] = set()
     while time.monotonic() < deadline:
-        shown = {name for name in expected if name in _graph_text(driver)}
+        shown = expected & _names_in_view(driver)
         if shown == expected:
-            # One step further out, so the screenshot shows whole nodes at the edges too.
-            driver.find_element(By.XPATH, "//button[.//div[@aria-label='zoom_out']]").click()
-            time.sleep(1)
             break
-        # Nodes outside the viewport are not drawn at all: zoom out one step.
+        # Nodes outside the viewport are cut off or not drawn at all: zoom out one step.
         driver.find_element(By.XPATH, "//button[.//div[@aria-label='zoom_out']]").click()
         time.sleep(1)
     return shown
@@ -65,9 +63,30 @@ def _press_expand_all(driver) -> bool:
     return "expanded=" in driver.current_url
 
 
-def _graph_text(driver) -> str:
-    """Text of the lineage graph's nodes only (not the sidebar's group list)."""
-    return "\n".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, "svg foreignObject"))
+_NODES_IN_VIEW = """
+// A node counts when the browser would hit the node itself at its centre and near two
+// opposite corners: inside the window, not scrolled away, not under another pane.
+const inView = [];
+for (const node of document.querySelectorAll('svg foreignObject')) {
+  const box = node.getBoundingClientRect();
+  const at = (fx, fy) => [box.left + box.width * fx, box.top + box.height * fy];
+  const points = [at(0.2, 0.15), at(0.8, 0.85), at(0.5, 0.5)];
+  const hit = points.every(([x, y]) => {
+    const element = document.elementFromPoint(x, y);
+    return element !== null && node.contains(element);
+  });
+  const content = node.firstElementChild;
+  if (box.width > 0 && hit && content) inView.push(content.innerText || '');
+}
+return inView;
+"""
+
+
+def _names_in_view(driver) -> set[str]:
+    """First lines of the lineage graph's nodes lying wholly inside the window (asset
+    names, group names); the sidebar's group list is not part of the graph."""
+    texts = driver.execute_script(_NODES_IN_VIEW)
+    return {line.strip() for text in texts for line in text.splitlines()[:1] if line.strip()}
 
 
 def run_page_text(driver, base_url: str, run_id: str, timeout: float = 60) -> str:

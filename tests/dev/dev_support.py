@@ -71,25 +71,30 @@ class DevPlatformProcess:
             "--s3-snapshot-interval", "5",
         ]
 
-    def output(self) -> str:
-        return self._output.read_text(errors="replace") if self._output else ""
+    def output(self, since: int = 0) -> str:
+        if not self._output or not self._output.exists():
+            return ""
+        return self._output.read_bytes()[since:].decode(errors="replace")
 
     def start(self, timeout: float = 300) -> float:
         """Start and wait for the ready line; return the seconds it took."""
         started = time.monotonic()
         self._output = self.data_dir.parent / f"{self.data_dir.name}-lakeport-dev.out"
+        # A restart appends to the same file: only what this start prints counts.
+        offset = self._output.stat().st_size if self._output.exists() else 0
         with open(self._output, "ab") as out:
             self.process = subprocess.Popen(
                 self.argv(), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
             )
         self._watching.clear()
         threading.Thread(target=self._watch, daemon=True).start()
-        while "Dagster UI:" not in self.output():
+        while "Dagster UI:" not in self.output(offset):
             if self.process.poll() is not None:
                 raise AssertionError(f"lakeport dev exited with {self.process.returncode}:\n"
-                                     + self.output())
+                                     + self.output(offset))
             if time.monotonic() - started > timeout:
-                raise AssertionError(f"lakeport dev not ready after {timeout}s:\n" + self.output())
+                raise AssertionError(f"lakeport dev not ready after {timeout}s:\n"
+                                     + self.output(offset))
             time.sleep(0.5)
         return time.monotonic() - started
 

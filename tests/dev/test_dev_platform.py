@@ -199,6 +199,21 @@ def test_the_ui_in_a_browser(platform_process, demo_defs, demo_run, browser, art
     assert "dbt_models" in text  # the run's step, from the event log shown on the page
 
 
+def test_the_postgres_password_stays_in_its_file(platform_process, demo_run):
+    secret_file = platform_process.data_dir / "secrets" / "postgres-password"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    password = secret_file.read_text().strip()
+    assert len(password) >= 24
+    written = [
+        platform_process.data_dir / "platform.yaml",
+        platform_process.data_dir / "dagster" / "dagster.yaml",
+        platform_process.data_dir / "dagster" / "workspace.yaml",
+        *(platform_process.data_dir / "logs").iterdir(),
+    ]
+    assert [p for p in written if password in p.read_text(errors="replace")] == []
+    assert password not in platform_process.output()
+
+
 def test_restart_keeps_runs_logs_and_tables(
     platform_process, effective_platform, demo_defs, demo_run
 ):

@@ -6,6 +6,7 @@ namespace up front makes an empty platform browsable before the first run.
 """
 
 import os
+from pathlib import Path
 
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
 
@@ -14,8 +15,8 @@ from lakeport.credentials import S3_ACCESS_KEY_ID_ENV, S3_SECRET_ACCESS_KEY_ENV
 from lakeport.platform import Platform
 
 
-def ensure_catalog(platform: Platform, env: dict[str, str]) -> str:
-    """Create the catalog's tables and namespace if missing; return where it lives."""
+def ensure_catalog(platform: Platform, env: dict[str, str]) -> tuple[Path, int]:
+    """Create the catalog's tables and namespace if missing; return its file and table count."""
     # lakeport.catalog finds S3 credentials in the environment, as the services do.
     for name in (S3_ACCESS_KEY_ID_ENV, S3_SECRET_ACCESS_KEY_ENV):
         os.environ[name] = env[name]
@@ -24,7 +25,4 @@ def ensure_catalog(platform: Platform, env: dict[str, str]) -> str:
         catalog.create_namespace(platform.catalog.namespace)
     except NamespaceAlreadyExistsError:
         pass
-    tables = len(catalog.list_tables(platform.catalog.namespace))
-    return (f"SQL catalog {sql_catalog_path(platform)}, namespace "
-            f"'{platform.catalog.namespace}' with {tables} tables, warehouse "
-            f"{platform.catalog.warehouse}")
+    return sql_catalog_path(platform), len(catalog.list_tables(platform.catalog.namespace))

@@ -166,6 +166,10 @@ class DevPlatform:
         programs = self.preflight()
         for directory in (self.data_dir, self.logs_dir, self.dagster_home):
             directory.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            # As root, PostgreSQL runs as `postgres`, which must be able to pass through
+            # the data directory to reach its own cluster below it (secrets/ stays 0700).
+            self.data_dir.chmod(self.data_dir.stat().st_mode | 0o111)
         processes.become_subreaper()
         self._start_postgres()
         self._start_s3()
@@ -189,7 +193,7 @@ class DevPlatform:
         self.postgres.start(timeout=60)
         processes.own(self.postgres.pid)
         self.postgres.ensure_database(pg.dagster_database)
-        self.say(f"PostgreSQL ready on {HOST}:{pg.port} (data in {cluster_dir})")
+        self.say(f"PostgreSQL ready on {HOST}:{pg.port} (data in {shown(cluster_dir)})")
 
     def _start_s3(self) -> None:
         self.s3 = S3Server(port=self.s3_port, host=HOST, region=self.platform.object_storage.region,
@@ -201,7 +205,7 @@ class DevPlatform:
         self.snapshot = S3Snapshot(self.data_dir / "s3", self.s3.client(), buckets)
         restored = self.snapshot.restore()
         self.say(f"S3 endpoint ready on {self.s3.endpoint} (buckets {', '.join(buckets)}; "
-                 f"{restored} objects restored from {self.data_dir / 's3'})")
+                 f"{restored} objects restored from {shown(self.data_dir / 's3')})")
 
     def _service_env(self) -> dict[str, str]:
         platform_file = self.data_dir / "platform.yaml"
@@ -230,15 +234,17 @@ class DevPlatform:
         # pyiceberg reads credentials from the environment, as the services will.
         from lakeport.dev.catalog_setup import ensure_catalog
 
-        where = ensure_catalog(self.platform, env)
-        self.say(f"Iceberg catalog ready ({where})")
+        path, tables = ensure_catalog(self.platform, env)
+        catalog = self.platform.catalog
+        self.say(f"Iceberg catalog ready (SQL catalog {shown(path)}, namespace "
+                 f"'{catalog.namespace}' with {tables} tables, warehouse {catalog.warehouse})")
 
     def _start_code_server(self, env: dict[str, str]) -> None:
         from lakeport.dev.dbt_prepare import prepare_stale_projects
 
         code = self.platform.dagster.user_code
         for project in prepare_stale_projects(code.module):
-            self.say(f"dbt manifest prepared for {project}")
+            self.say(f"dbt manifest prepared for {shown(project)}")
         log = self.logs_dir / "code-server.log"
         service = ServiceProcess(
             "code server",
@@ -346,17 +352,20 @@ class DevPlatform:
 
 def run(options: DevOptions) -> int:
     """The `lakeport dev` command: start, serve until a signal, stop. Returns the exit code."""
+    stop_requested = threading.Event()
+
+    def request_stop(signum, _frame):
+        stop_requested.set()
+
+    # Before anything starts, so a signal at any point later leads to an orderly stop.
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         platform = DevPlatform(options)
     except PlatformFileError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
-
-    def request_stop(signum, _frame):
-        platform.stop_requested.set()
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    platform.stop_requested = stop_requested
     code = 0
     try:
         platform.start()
@@ -374,6 +383,14 @@ def run(options: DevOptions) -> int:
 
 
 # --- readiness probes ------------------------------------------------------------------
+
+
+def shown(path: Path) -> str:
+    """A path as the user gave it: relative to the working directory when inside it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _tail(path: Path, lines: int = 25) -> str:
