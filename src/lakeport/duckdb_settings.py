@@ -12,15 +12,14 @@ Every DuckDB connection lakeport opens goes through `connect()`, and dbt-duckdb 
 the same settings through lakeport's dbt-duckdb plugin (lakeport.dbt_duckdb_plugin).
 """
 
-import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import duckdb
-
 from lakeport.cgroup_limits import ContainerLimits, cpu_threads, read_container_limits
+
+# Re-exported: the settings and the connection they apply to live in a light module.
+from lakeport.duckdb_connection import SETTINGS_ENV, DuckDBSettings, connect  # noqa: F401
 from lakeport.platform import Platform, ResourceProfile
 from lakeport.profiles import SPILL_MOUNT_PATH
 from lakeport.quantities import memory_bytes
@@ -31,46 +30,10 @@ DEFAULT_MEMORY_FRACTION = 0.66
 # DuckDB must stop spilling before the volume is full (an emptyDir over its sizeLimit
 # gets the pod evicted).
 SPILL_HEADROOM_FRACTION = 0.9
-# Carries the settings the run derived to the dbt subprocess (and anything else it starts).
-SETTINGS_ENV = "LAKEPORT_DUCKDB_SETTINGS"
 # Names the profile a run executes under, for processes that derive settings themselves.
 PROFILE_ENV = "LAKEPORT_PROFILE"
 
 _MiB = 1 << 20
-
-
-@dataclass(frozen=True)
-class DuckDBSettings:
-    memory_limit: str
-    threads: int
-    temp_directory: str
-    max_temp_directory_size: str
-    # Why each value is what it is: recorded with every materialization.
-    memory_limit_source: str
-    threads_source: str
-
-    def statements(self) -> list[str]:
-        return [
-            f"SET memory_limit = '{self.memory_limit}'",
-            f"SET threads = {int(self.threads)}",
-            f"SET temp_directory = '{_sql_string(self.temp_directory)}'",
-            f"SET max_temp_directory_size = '{self.max_temp_directory_size}'",
-        ]
-
-    def apply(self, connection: duckdb.DuckDBPyConnection) -> None:
-        Path(self.temp_directory).mkdir(parents=True, exist_ok=True)
-        for statement in self.statements():
-            connection.execute(statement)
-
-    def as_metadata(self) -> dict[str, str | int]:
-        return {f"duckdb/{key}": value for key, value in asdict(self).items()}
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "DuckDBSettings":
-        return cls(**json.loads(text))
 
 
 def derive_duckdb_settings(
@@ -152,17 +115,6 @@ def settings_for_run(platform: Platform, profile_name: str | None = None) -> Duc
     return derive_duckdb_settings(platform.profile(name), spill_dir=default_spill_dir(platform))
 
 
-def connect(
-    settings: DuckDBSettings, database: str | Path = ":memory:", read_only: bool = False
-) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection held to the run's limits."""
-    if str(database) != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    connection = duckdb.connect(str(database), read_only=read_only)
-    settings.apply(connection)
-    return connection
-
-
 def _on_spill_volume(path: Path) -> bool:
     return str(path).startswith(SPILL_MOUNT_PATH)
 
@@ -180,7 +132,3 @@ def _physical_memory() -> int:
 
 def _mib(value: int) -> str:
     return f"{max(1, value // _MiB)}MiB"
-
-
-def _sql_string(value: str) -> str:
-    return value.replace("'", "''")
