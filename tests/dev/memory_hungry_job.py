@@ -1,15 +1,18 @@
 """A job that holds `megabytes` of memory: run by LocalRunLauncher in the cgroup tests."""
 
+import time
+
 import dagster as dg
 
 
-@dg.op(config_schema={"megabytes": int})
+@dg.op(config_schema={"megabytes": int, "seconds": dg.Field(float, default_value=0.0)})
 def hold_memory(context) -> int:
     block = bytearray(context.op_config["megabytes"] << 20)
     # Touch every page so the memory is really charged to the cgroup.
     for offset in range(0, len(block), 4096):
         block[offset] = 1
     context.log.info(f"held {len(block) >> 20} MiB")
+    time.sleep(context.op_config["seconds"])
     return len(block)
 
 

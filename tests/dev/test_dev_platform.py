@@ -16,6 +16,7 @@ from dev_support import DevPlatformProcess, make_data_dir
 from lakeport.catalog import load_catalog
 from lakeport.config import PLATFORM_FILE_ENV, load_platform
 from lakeport.credentials import S3_ACCESS_KEY_ID_ENV, S3_SECRET_ACCESS_KEY_ENV
+from lakeport.dev.run_launcher import WORKER_PID_TAG
 from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, S3Server
 
 JOB = "lakehouse_job"
@@ -218,6 +219,13 @@ def test_restart_keeps_runs_logs_and_tables(
     platform_process, effective_platform, demo_defs, demo_run
 ):
     rows_before = _catalog_rows(effective_platform)
+    with _postgres(platform_process, effective_platform) as conn:
+        worker = conn.execute(
+            "SELECT value FROM run_tags WHERE run_id = %s AND key = %s",
+            (demo_run, WORKER_PID_TAG),
+        ).fetchone()[0]
+    # The leftover check covers run workers too: the run's worker was seen below the platform.
+    assert int(worker) in {pid for pid, _ in platform_process.seen}
     assert platform_process.stop() == 0, platform_process.output()
     assert platform_process.leftovers() == []
     assert platform_process.ports_in_use() == []

@@ -77,17 +77,23 @@ def instance(tmp_path, monkeypatch):
         yield instance
 
 
-def _launch(instance, megabytes: int, profile: str):
+def _launch(instance, megabytes: int, profile: str, seconds: float = 0.0, wait: bool = True):
     recon = ReconstructableJob.for_file(
         str(Path(__file__).with_name("memory_hungry_job.py")), "memory_hungry_job"
     )
     run = instance.create_run_for_job(
         job_def=recon.get_definition(),
         job_code_origin=recon.get_python_origin(),
-        run_config={"ops": {"hold_memory": {"config": {"megabytes": megabytes}}}},
+        run_config={"ops": {"hold_memory": {"config": {"megabytes": megabytes,
+                                                        "seconds": seconds}}}},
         tags={PROFILE_TAG: profile},
     )
     instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+    return _finished(instance, run.run_id) if wait else run
+
+
+def _finished(instance, run_id):
+    run = instance.get_run_by_id(run_id)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         run = instance.get_run_by_id(run.run_id)
@@ -118,3 +124,19 @@ def test_a_run_over_its_profile_memory_is_oom_killed_and_fails(instance):
     assert not Path(f"/proc/{run.tags[WORKER_PID_TAG]}").exists()
     failure = [m for m in messages if "OOM killer" in m]
     assert failure and "profile 'tiny'" in failure[0] and "300MiB" in failure[0], messages
+
+
+def test_terminating_a_run_stops_its_worker_and_cancels_the_run(instance):
+    run = _launch(instance, megabytes=1, profile="tiny", seconds=120, wait=False)
+    deadline = time.monotonic() + 120
+    while instance.get_run_by_id(run.run_id).status != DagsterRunStatus.STARTED:
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.5)
+    started = instance.get_run_by_id(run.run_id)
+    health = instance.run_launcher.check_run_worker_health(started)
+    assert health.status.value == "RUNNING", health
+    # What the UI's Terminate button calls (in the webserver, a different process).
+    assert instance.run_launcher.terminate(run.run_id)
+    run = _finished(instance, run.run_id)
+    assert run.status == DagsterRunStatus.CANCELED
+    assert not Path(f"/proc/{run.tags[WORKER_PID_TAG]}").exists()

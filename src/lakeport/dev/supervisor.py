@@ -364,6 +364,8 @@ def run(options: DevOptions) -> int:
     except PlatformFileError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         return 1
     platform.stop_requested = stop_requested
     code = 0
