@@ -36,7 +36,6 @@ from dagster._serdes import ConfigurableClass, ConfigurableClassData
 
 from lakeport.config import load_effective_platform
 from lakeport.dev.cgroups import CgroupUnavailable, RunCgroup, create_run_cgroup
-from lakeport.duckdb_settings import PROFILE_ENV
 from lakeport.profiles import PROFILE_TAG
 from lakeport.quantities import cpu_cores, memory_bytes
 
@@ -74,6 +73,9 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
     # --- launching ----------------------------------------------------------------------------
 
     def launch_run(self, context: LaunchRunContext) -> None:
+        # Here, not at the top: the webserver loads this class too and needs no DuckDB.
+        from lakeport.duckdb_settings import PROFILE_ENV
+
         run = context.dagster_run
         if run.job_code_origin is None:
             raise ValueError(f"run {run.run_id} has no job code origin; cannot start a worker")

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
 from lakeport.config import PLATFORM_FILE_ENV, PlatformFileError, load_platform
 from lakeport.credentials import (
     POSTGRES_PASSWORD_ENV,
@@ -361,9 +363,12 @@ def run(options: DevOptions) -> int:
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         platform = DevPlatform(options)
-    except PlatformFileError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    except (PlatformFileError, ValidationError) as exc:
+        problems = exc.problems if isinstance(exc, PlatformFileError) else [
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        ]
+        for problem in problems:
+            print(f"lakeport dev: {problem}", file=sys.stderr)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         return 1
