@@ -139,9 +139,9 @@ class DevPlatform:
         platform = self.platform
         ports = {
             "PostgreSQL": (platform.postgres.port, "--postgres-port"),
-            "S3 endpoint": (self.s3_port, "--s3-port"),
-            "code server": (platform.dagster.user_code.port, "--code-server-port"),
-            "webserver": (platform.dagster.webserver.port, "--webserver-port"),
+            "the S3 endpoint": (self.s3_port, "--s3-port"),
+            "the code server": (platform.dagster.user_code.port, "--code-server-port"),
+            "the webserver": (platform.dagster.webserver.port, "--webserver-port"),
         }
         seen = {}
         for name, (port, flag) in ports.items():
@@ -151,7 +151,7 @@ class DevPlatform:
             seen[port] = name
             if port_in_use(port, HOST):
                 raise ServiceError(
-                    f"port {port} on {HOST} (for the {name}) is already in use: stop what uses "
+                    f"port {port} on {HOST} (for {name}) is already in use: stop what uses "
                     f"it (another `make dev`?) or pass {flag} PORT"
                 )
         find_postgres_bin()
@@ -325,12 +325,14 @@ class DevPlatform:
             self.say(f"could not copy S3 objects to {self.snapshot.directory}: {exc}")
             return
         if not quiet:
-            self.say(f"S3 objects kept in {self.snapshot.directory} "
+            self.say(f"S3 objects kept in {shown(self.snapshot.directory)} "
                      f"({self.snapshot.object_count()} objects, {fetched} updated)")
 
     # --- stop ------------------------------------------------------------------------------
 
     def stop(self) -> None:
+        if not (self.services or self.postgres or self.s3):
+            return  # nothing was started (a preflight check failed)
         # Dagster first (the daemon's group holds the run workers), so nothing writes to
         # Postgres or S3 after those stop; S3 is copied out before its memory goes.
         for service in reversed(self.services):
