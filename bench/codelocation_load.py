@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import REPO, median, print_table, seconds, write_result
+from bench.common import REPO, median, print_table, print_targets, seconds, write_result
 from bench.dbt_project_gen import generate
 
 NAME = "codelocation_load"
@@ -204,10 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     print(f"\nratio lakeport/plain: {ratio:.3f}")
-    for name, target in targets.items():
-        print(f"{'PASS' if target['pass'] else 'FAIL'}  {name}: {target['target']} "
-              f"(measured {target['value']})")
-    path = write_result(NAME, {
+    print_targets(targets)
+    write_result(NAME, {
         "parameters": {"models": args.models, "runs": args.runs,
                        "platform_file": str(PLATFORM_FILE.relative_to(REPO))},
         "project": expected,
@@ -217,7 +215,6 @@ def main(argv: list[str] | None = None) -> int:
         "loads": loads,
         "targets": targets,
     }, args.output)
-    print(f"\nwrote {path}")
     return 0
 
 

@@ -23,6 +23,8 @@ def machine() -> dict:
         "cpus_usable": len(os.sched_getaffinity(0)),
         "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
         "kernel": platform.release(),
+        # Other work on the machine moves every timing: read the figures with this.
+        "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "versions": {name: _version(name) for name in _PACKAGES},
     }
@@ -60,6 +62,7 @@ def write_result(name: str, payload: dict, output: Path | None = None) -> Path:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
     tmp.replace(path)
+    print(f"\nwrote {path}")
     return path
 
 
@@ -82,3 +85,9 @@ def mib(value: int | None) -> str:
 
 def seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} s"
+
+
+def print_targets(targets: dict) -> None:
+    for name, target in targets.items():
+        print(f"{'PASS' if target['pass'] else 'FAIL'}  {name}: {target['target']} "
+              f"(measured {target['value']})")

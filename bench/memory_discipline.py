@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.cgroup import MemoryMeter, limited_cgroup
-from bench.common import REPO, mib, print_table, seconds, write_result
+from bench.common import REPO, mib, print_table, print_targets, seconds, write_result
 
 NAME = "memory_discipline"
 PLATFORM_FILE = REPO / "platform-config" / "local" / "platform.yaml"
@@ -297,10 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     targets = evaluate(runs)
     print()
-    for name, target in targets.items():
-        print(f"{'PASS' if target['pass'] else 'FAIL'}  {name}: {target['target']} "
-              f"(measured {target['value']})")
-    path = write_result(NAME, {
+    print_targets(targets)
+    write_result(NAME, {
         "parameters": {"limit_bytes": limit, "factors": factors, "configs": configs,
                        "profile": PROFILE, "platform_file": str(PLATFORM_FILE.relative_to(REPO)),
                        "sample_interval_seconds": _SAMPLE_INTERVAL},
@@ -315,7 +313,6 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [asdict(r) | {"anon_peak_fraction": round(r.anon_peak_fraction, 3)} for r in runs],
         "targets": targets,
     }, args.output)
-    print(f"\nwrote {path}")
     return 0
 
 

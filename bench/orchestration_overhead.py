@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import REPO, median, print_table, seconds, write_result
+from bench.common import REPO, median, print_table, print_targets, seconds, write_result
 from bench.dbt_project_gen import generate
 
 NAME = "orchestration_overhead"
@@ -240,10 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     print(f"\nratio lakeport/bare: {ratio:.3f}")
-    for name, target in targets.items():
-        print(f"{'PASS' if target['pass'] else 'FAIL'}  {name}: {target['target']} "
-              f"(measured {target['value']})")
-    path = write_result(NAME, {
+    print_targets(targets)
+    write_result(NAME, {
         "parameters": {"models": args.models, "runs": args.runs, "raw_rows": args.raw_rows,
                        "postgres_fsync": True, "iceberg_publishing": False},
         "summary": {"bare_median_seconds": bare_median,
@@ -252,7 +250,6 @@ def main(argv: list[str] | None = None) -> int:
         "lakeport": lakeport,
         "targets": targets,
     }, args.output)
-    print(f"\nwrote {path}")
     return 0
 
 
