@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -125,6 +126,12 @@ class DevPlatformProcess:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
                 alive.append(f"{pid}: {cmdline.decode(errors='replace')[:200]}")
         return alive
+
+    def remove_data(self) -> None:
+        """Delete the data directory and the captured output (after a clean stop)."""
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self._output:
+            self._output.unlink(missing_ok=True)
 
     def ports_in_use(self) -> list[int]:
         return [port for port in self.ports if port_in_use(port)]

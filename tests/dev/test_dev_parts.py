@@ -1,6 +1,7 @@
 """The parts of `lakeport dev` on their own: preflight errors, the generated Dagster
 instance, the S3 copy that outlives moto's memory."""
 
+import shutil
 import socket
 import subprocess
 import textwrap
@@ -36,6 +37,7 @@ def test_a_taken_port_stops_the_start_and_names_its_flag():
     assert "--webserver-port" in result.stderr
     # Checked before anything started.
     assert not (data_dir / "postgres").exists()
+    shutil.rmtree(data_dir)
 
 
 def test_a_missing_program_says_what_to_install():

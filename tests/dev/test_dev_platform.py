@@ -49,6 +49,7 @@ def platform_process():
     code = dev.stop()
     assert code == 0, dev.output()
     assert dev.leftovers() == []
+    dev.remove_data()
 
 
 @pytest.fixture(scope="module")
