@@ -1,6 +1,7 @@
 """The parts of `lakeport dev` on their own: preflight errors, the generated Dagster
 instance, the S3 copy that outlives moto's memory."""
 
+import os
 import shutil
 import socket
 import subprocess
@@ -119,3 +120,23 @@ def test_s3_objects_outlive_the_server_through_the_copy(s3_server, tmp_path):
         assert "gone" not in keys
     finally:
         fresh.stop()
+
+
+def test_a_missing_or_stale_dbt_manifest_is_prepared(tmp_path):
+    from lakeport.dbt_manifest import manifest_path, prepare_manifest
+    from lakeport.dev.dbt_prepare import dbt_projects, is_stale
+    from lakeport_demo.build import DBT_PROJECT_DIR
+
+    package = tmp_path / "some_location"
+    project = package / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project,
+                    ignore=shutil.ignore_patterns("target", "logs", "*.duckdb"))
+    assert dbt_projects(package) == [project]
+    assert is_stale(project)  # no manifest yet
+    prepare_manifest(project)
+    assert manifest_path(project).is_file() and not is_stale(project)
+    model = next(project.rglob("models/**/*.sql"))
+    # An edit after the parse (set explicitly: some filesystems keep whole seconds).
+    later = manifest_path(project).stat().st_mtime + 10
+    os.utime(model, (later, later))
+    assert is_stale(project)
