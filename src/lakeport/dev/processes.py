@@ -22,6 +22,7 @@ from pathlib import Path
 from lakeport.dev.postgres import ServiceError
 
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_PDEATHSIG = 1
 # Children whose Popen collects their exit status; reap_children leaves them alone.
 _OWNED: set[int] = set()
 
@@ -40,6 +41,14 @@ def become_subreaper() -> bool:
         return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the supervisor dies, even by SIGKILL."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def find_executable(name: str, install_hint: str) -> str:
@@ -70,6 +79,8 @@ class ServiceProcess:
             self._process = subprocess.Popen(
                 list(self.argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=self.env, cwd=self.cwd, start_new_session=True,
+                # The supervisor starts services from its only thread, where this is safe.
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         _OWNED.add(self._process.pid)
 
