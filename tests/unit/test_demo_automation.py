@@ -198,3 +198,36 @@ def test_unknown_profile_in_meta_is_an_error_naming_the_model(tmp_path):
     expected = "mart_customer_revenue.*'hugemem'.*have: large, transform"
     with pytest.raises(ValueError, match=expected):
         build_demo_definitions(platform, project_dir=project)
+
+
+def test_a_view_whose_code_changed_is_requested_and_a_table_is_not(defs, tmp_path):
+    import shutil
+
+    instance = dg.DagsterInstance.ephemeral()
+    everything_up_to_date(defs, instance, BEFORE_TICK)
+    first = dg.evaluate_automation_conditions(defs, instance, evaluation_time=BEFORE_TICK)
+    assert requested(first) == set()
+
+    # The same project with new SQL in one view and one table (a new deployment).
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("logs", "*.duckdb"))
+    manifest_file = project / "target/manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    for name in ("stg_orders", "int_orders_enriched"):
+        node = manifest["nodes"][f"model.lakeport_demo.{name}"]
+        node["raw_code"] += "\n-- reviewed"
+    manifest_file.write_text(json.dumps(manifest))
+    platform = parse_platform(f"dev: {{dataDir: {tmp_path}}}\ncatalog: {{type: sql}}\n")
+    redeployed = build_demo_definitions(platform, project_dir=project)
+    graph = redeployed.resolve_asset_graph()
+    assert graph.get(INTERMEDIATE).code_version != defs.resolve_asset_graph().get(
+        INTERMEDIATE
+    ).code_version
+
+    after = dg.evaluate_automation_conditions(
+        redeployed,
+        instance,
+        evaluation_time=BEFORE_TICK + dt.timedelta(minutes=5),
+        cursor=first.cursor,
+    )
+    assert requested(after) == {dg.AssetKey(["staging", "stg_orders"])}
