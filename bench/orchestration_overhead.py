@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3, help="runs per side")
     parser.add_argument("--raw-rows", type=int, default=1000, help="rows per raw model")
+    parser.add_argument("--postgres-fsync", choices=("on", "off"), default="on",
+                        help="off shows how much of the overhead is Postgres' commits")
     parser.add_argument("--output", type=Path,
                         help="default: bench/results/orchestration_overhead.json")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -182,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     # Not below a private temp dir: the server runs as `postgres` when we are root.
     pg_dir = Path(tempfile.mkdtemp(prefix="lakeport-pg-"))
     password = secrets.token_urlsafe(16)
-    server = PostgresServer(data_dir=pg_dir, port=free_port(), password=password, durable=True)
+    server = PostgresServer(data_dir=pg_dir, port=free_port(), password=password,
+                            durable=args.postgres_fsync == "on")
     bare, lakeport = [], []
     try:
         project_dir = generate(workdir / "project", args.models, raw_rows=args.raw_rows)
@@ -243,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     print_targets(targets)
     write_result(NAME, {
         "parameters": {"models": args.models, "runs": args.runs, "raw_rows": args.raw_rows,
-                       "postgres_fsync": True, "iceberg_publishing": False},
+                       "postgres_fsync": args.postgres_fsync == "on", "iceberg_publishing": False},
         "summary": {"bare_median_seconds": bare_median,
                     "lakeport_median_seconds": lakeport_median, "ratio": ratio},
         "bare": bare,
