@@ -24,7 +24,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import REPO, median, print_table, print_targets, seconds, write_result
+from bench.common import (
+    REPO,
+    code_under_test,
+    median,
+    print_table,
+    print_targets,
+    seconds,
+    write_result,
+)
 from bench.dbt_project_gen import generate
 
 NAME = "codelocation_load"
@@ -145,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child(args.child, args.project)
 
+    code = code_under_test()
     workdir = Path(tempfile.mkdtemp(prefix="lakeport-bench-load-"))
     try:
         project_dir = generate(workdir / "project", args.models)
@@ -214,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": ratio,
         "loads": loads,
         "targets": targets,
-    }, args.output)
+    }, args.output, code)
     return 0
 
 

@@ -46,12 +46,27 @@ def git_commit() -> str | None:
         return None
 
 
-def write_result(name: str, payload: dict, output: Path | None = None) -> Path:
+def code_under_test() -> dict:
+    """The commit, and whether lakeport's sources differ from it. Taken when a benchmark
+    starts: its child processes import lakeport afresh, so what counts is the code then."""
+    try:
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True,
+            text=True, check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        changed = None
+    return {"git_commit": git_commit(),
+            "src_changes_not_committed": None if changed is None else len(changed)}
+
+
+def write_result(name: str, payload: dict, output: Path | None = None,
+                 code: dict | None = None) -> Path:
     """Write `bench/results/<name>.json` (or `output`) with the machine and a timestamp."""
     document = {
         "benchmark": name,
         "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
+        **(code or code_under_test()),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": machine(),
         **payload,

@@ -29,7 +29,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.cgroup import MemoryMeter, limited_cgroup
-from bench.common import REPO, mib, print_table, print_targets, seconds, write_result
+from bench.common import (
+    REPO,
+    code_under_test,
+    mib,
+    print_table,
+    print_targets,
+    seconds,
+    write_result,
+)
 
 NAME = "memory_discipline"
 PLATFORM_FILE = REPO / "platform-config" / "local" / "platform.yaml"
@@ -89,8 +97,10 @@ def child(config: str, orders: int, workdir: Path) -> int:
             load_platform(PLATFORM_FILE).profile(PROFILE), spill_dir=workdir / "spill"
         )
         connection = connect(settings)
+        derived = settings.as_metadata()
     else:
         connection = duckdb.connect()
+        derived = {}
     effective = dict(
         connection.execute(
             "SELECT name, value FROM duckdb_settings() WHERE name IN "
@@ -100,7 +110,8 @@ def child(config: str, orders: int, workdir: Path) -> int:
     temp_directory = Path(effective["temp_directory"])
     if not temp_directory.is_absolute():
         temp_directory = workdir / temp_directory
-    _say({"event": "start", "settings": effective, "temp_directory": str(temp_directory)})
+    _say({"event": "start", "settings": effective, "derived": derived,
+          "temp_directory": str(temp_directory)})
 
     output = workdir / "result.parquet"
     started = time.monotonic()
@@ -136,7 +147,9 @@ class Run:
     anon_peak_bytes: int = 0
     working_set_peak_bytes: int = 0
     spill_peak_bytes: int = 0
+    # As DuckDB reports them, and (lakeport runs) as lakeport derived them, with why.
     duckdb_settings: dict = field(default_factory=dict)
+    lakeport_settings: dict = field(default_factory=dict)
     result_checks: dict = field(default_factory=dict)
     error: str | None = None
 
@@ -214,6 +227,7 @@ def _measure(run: Run, cgroup, workdir: Path) -> None:
     start = next((m for m in messages if m.get("event") == "start"), {})
     done = next((m for m in messages if m.get("event") == "done"), None)
     run.duckdb_settings = start.get("settings", {})
+    run.lakeport_settings = start.get("derived", {})
     if done is not None:
         run.query_seconds = done["query_seconds"]
         run.result_checks = {
@@ -276,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child(args.child, args.orders, args.workdir)
 
+    code = code_under_test()
     limit = args.limit_mib << 20
     factors = [float(f) for f in args.factors.split(",")]
     configs = args.configs.split(",")
@@ -312,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "runs": [asdict(r) | {"anon_peak_fraction": round(r.anon_peak_fraction, 3)} for r in runs],
         "targets": targets,
-    }, args.output)
+    }, args.output, code)
     return 0
 
 

@@ -31,7 +31,15 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import REPO, median, print_table, print_targets, seconds, write_result
+from bench.common import (
+    REPO,
+    code_under_test,
+    median,
+    print_table,
+    print_targets,
+    seconds,
+    write_result,
+)
 from bench.dbt_project_gen import generate
 
 NAME = "orchestration_overhead"
@@ -180,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     from lakeport.dev.ports import free_port
     from lakeport.dev.postgres import PostgresServer
 
+    code = code_under_test()
     workdir = Path(tempfile.mkdtemp(prefix="lakeport-bench-orch-"))
     # Not below a private temp dir: the server runs as `postgres` when we are root.
     pg_dir = Path(tempfile.mkdtemp(prefix="lakeport-pg-"))
@@ -252,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         "bare": bare,
         "lakeport": lakeport,
         "targets": targets,
-    }, args.output)
+    }, args.output, code)
     return 0
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from bench import codelocation_load, memory_discipline, orchestration_overhead
 from bench.cgroup import CgroupUnavailable, limited_cgroup
+from lakeport.duckdb_settings import DEFAULT_MEMORY_FRACTION
 
 MiB = 1 << 20
 
@@ -54,10 +55,13 @@ def test_memory_discipline_smoke(tmp_path):
     assert run["outcome"] == "ok", run
     assert run["oom_kills"] == 0
     assert run["result_checks"]["matched_rows"] == run["result_checks"]["expected_matched_rows"]
-    # The child derived its memory_limit from the cgroup it ran in, not from the profile's
-    # 2Gi or the host's RAM: that is the mechanism under test.
-    assert "MiB" in run["duckdb_settings"]["memory_limit"]
-    assert float(run["duckdb_settings"]["memory_limit"].split()[0].removesuffix("MiB")) < limit_mib
+    # The child derived its memory_limit from the cgroup it ran in (not from the profile's
+    # 2Gi), and DuckDB ran with it (not with its own default of 80% of the cgroup).
+    derived = run["lakeport_settings"]
+    assert "cgroup" in derived["duckdb/memory_limit_source"], derived
+    derived_mib = int(derived["duckdb/memory_limit"].removesuffix("MiB"))
+    assert 0 < derived_mib <= limit_mib * DEFAULT_MEMORY_FRACTION
+    assert run["duckdb_settings"]["memory_limit"] == f"{derived_mib:.1f} MiB"
     assert run["spill_peak_bytes"] > 0
     assert 0 < run["kernel_peak_bytes"] <= limit_mib * MiB
     assert 0 < run["anon_peak_bytes"] <= limit_mib * MiB
