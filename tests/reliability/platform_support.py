@@ -1,0 +1,201 @@
+"""The local platform with a hand on each of its processes, for killing and restarting them.
+
+`lakeport dev` (the supervisor) stops the whole platform when one service dies; that is its
+documented behaviour, and tests/dev covers it. Here we want the other half of the story:
+what Dagster does when one part goes away and comes back, as a Kubernetes pod restarts
+under its Deployment. So the platform is started by the supervisor's own DevPlatform
+(same instance config, same processes, same ports logic) inside the test process, without
+its watch loop, and the tests stop and start the parts themselves.
+
+DevPlatform.stop() ends with a sweep of every descendant of the calling process; inside
+pytest that would also kill the session's PostgreSQL and moto fixtures, so `shutdown`
+stops only what this platform started.
+"""
+
+import json
+import os
+import signal
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import yaml
+from dagster import DagsterInstance
+
+from lakeport.dev.ports import free_port
+from lakeport.dev.processes import ServiceProcess
+from lakeport.dev.supervisor import DevOptions, DevPlatform
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+LOCAL_PLATFORM = ROOT / "platform-config" / "local" / "platform.yaml"
+LOCATION = "reliability"
+
+
+def write_platform_file(path: Path, overrides: dict) -> Path:
+    """The local platform file with `overrides` laid over it (maps merge, the rest replaces)."""
+
+    def merge(base, extra):
+        if isinstance(base, dict) and isinstance(extra, dict):
+            return {**base, **{k: merge(base.get(k), v) for k, v in extra.items()}}
+        return extra
+
+    data = merge(yaml.safe_load(LOCAL_PLATFORM.read_text()), overrides)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+class FaultPlatform:
+    def __init__(self, data_dir: Path, platform_file: Path):
+        options = DevOptions(
+            platform_file=platform_file, data_dir=data_dir,
+            webserver_port=free_port(), code_server_port=free_port(),
+            postgres_port=free_port(), s3_port=free_port(),
+        )
+        self.out_file = data_dir / "lakeport-dev.out"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._out = open(self.out_file, "a")  # noqa: SIM115
+        self.dev = DevPlatform(options, out=self._out)
+        self.platform = self.dev.platform
+        self.data_dir = self.dev.data_dir
+
+    # --- whole platform --------------------------------------------------------------------
+
+    def start(self) -> float:
+        started = time.monotonic()
+        # The test code location and the run workers import reliability_location from here.
+        path = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = str(HERE) + (os.pathsep + path if path else "")
+        try:
+            self.dev.start()
+        except BaseException:
+            self.shutdown()
+            raise
+        finally:
+            if path is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = path
+        return time.monotonic() - started
+
+    def shutdown(self) -> None:
+        for service in reversed(self.dev.services):
+            service.stop()
+        if self.dev.s3:
+            self.dev.s3.stop()
+        if self.dev.postgres:
+            self.dev.postgres.stop()
+        self._out.close()
+
+    # --- the parts ---------------------------------------------------------------------------
+
+    def service(self, name: str) -> ServiceProcess:
+        return next(s for s in self.dev.services if s.name == name)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Signal a Dagster service's process alone (not its group: the daemon's group
+        holds the run workers, which a crash of the daemon's pod would not take along)."""
+        os.kill(self.service(name).pid, sig)
+        self.service(name)._process.wait(30)
+
+    def restart_code_server(self) -> None:
+        """Start the code server again with the same command, as its Deployment would."""
+        from lakeport.dev.supervisor import _grpc_ready
+
+        service = self.service("code server")
+        service.start()
+        port = self.platform.dagster.user_code.port
+        deadline = time.monotonic() + 120
+        while not _grpc_ready(port):
+            assert service.running(), service.log_tail()
+            assert time.monotonic() < deadline, "code server not back after 120s"
+            time.sleep(0.5)
+
+    def restart_s3(self) -> None:
+        """Start the S3 endpoint again and put back what the supervisor's copy holds (moto
+        keeps objects in memory only, as LocalStack without persistence does)."""
+        self.dev.s3.start()
+        self.dev.s3.ensure_buckets(self.platform.compute_logs.bucket,
+                                   self.platform.catalog.warehouse_bucket)
+        self.dev.snapshot.restore()
+
+    # --- looking at it -----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self.dev.webserver_url
+
+    def graphql(self, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
+        request = urllib.request.Request(
+            self.url + "/graphql",
+            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = json.load(response)
+        assert "errors" not in body, body
+        return body["data"]
+
+    def postgres(self) -> psycopg.Connection:
+        return self.dev.postgres.connect(self.platform.postgres.dagster_database,
+                                         autocommit=True)
+
+    def instance(self) -> DagsterInstance:
+        """A DagsterInstance on the platform's own dagster.yaml (as the webserver has)."""
+        os.environ.setdefault("LAKEPORT_POSTGRES_PASSWORD", self.dev.postgres.password)
+        return DagsterInstance.from_config(str(self.dev.dagster_home))
+
+    def log(self, name: str) -> str:
+        return (self.dev.logs_dir / name).read_text(errors="replace")
+
+
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+
+
+def launch(platform: FaultPlatform, job: str, run_config: dict | None = None,
+           tags: dict | None = None) -> str:
+    params = {
+        "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__",
+                     "jobName": job},
+        "runConfigData": run_config or {},
+        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
+    }
+    result = platform.graphql(LAUNCH, {"params": params})["launchRun"]
+    assert result["__typename"] == "LaunchRunSuccess", result
+    return result["run"]["runId"]
+
+
+def tiny_config(seconds: float) -> dict:
+    return {"ops": {"say_and_wait": {"config": {"seconds": seconds}}}}
+
+
+def run_status(platform: FaultPlatform, run_id: str) -> str:
+    with platform.postgres() as conn:
+        row = conn.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+    return row[0] if row else "MISSING"
+
+
+def wait_for(what: str, check, timeout: float, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f}s")
+        time.sleep(interval)
+
+
+def wait_finished(platform: FaultPlatform, run_id: str, timeout: float = 180) -> str:
+    finished = ("SUCCESS", "FAILURE", "CANCELED")
+    return wait_for(f"run {run_id} to finish",
+                    lambda: (s := run_status(platform, run_id)) in finished and s, timeout)
