@@ -10,14 +10,16 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from dagster import DagsterEventType
+from dagster import DagsterEventType, EventLogEntry
+from dagster._serdes import deserialize_value
 from dev_support import DevPlatformProcess, make_data_dir
 
 from lakeport.catalog import load_catalog
 from lakeport.config import PLATFORM_FILE_ENV, load_platform
 from lakeport.credentials import S3_ACCESS_KEY_ID_ENV, S3_SECRET_ACCESS_KEY_ENV
-from lakeport.dev.run_launcher import WORKER_PID_TAG
+from lakeport.dev.run_launcher import CGROUP_TAG, WORKER_PID_TAG
 from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, S3Server
+from lakeport.profiles import PROFILE_TAG
 
 JOB = "lakehouse_job"
 LOCATION = "demo"
@@ -155,6 +157,42 @@ def test_compute_logs_are_in_the_bucket(platform_process, effective_platform, de
     # stdout carries dbt's own output, stderr Dagster's step log lines of this run.
     assert any("Running with dbt=" in body(k) for k in outs)
     assert any(demo_run in body(k) and "STEP_START" in body(k) for k in errs)
+
+
+def test_duckdb_in_the_run_is_held_to_the_run_cgroup(
+    platform_process, effective_platform, demo_run
+):
+    with _postgres(platform_process, effective_platform) as conn:
+        events = [deserialize_value(row[0], EventLogEntry) for row in conn.execute(
+            "SELECT event FROM event_logs WHERE run_id = %s AND dagster_event_type = %s",
+            (demo_run, DagsterEventType.ASSET_MATERIALIZATION.value),
+        )]
+        tags = dict(conn.execute("SELECT key, value FROM run_tags WHERE run_id = %s",
+                                 (demo_run,)).fetchall())
+    sources = {
+        e.asset_materialization.metadata["duckdb/memory_limit_source"].value
+        for e in events if "duckdb/memory_limit_source" in e.asset_materialization.metadata
+    }
+    assert sources, "no materialization recorded its DuckDB settings"
+    profile = effective_platform.profile(tags[PROFILE_TAG])
+    if CGROUP_TAG in tags:
+        # The launcher's cgroup, sized by the run's profile, is what DuckDB was fitted into.
+        assert all(f"lakeport-run-{demo_run}/memory." in source for source in sources), sources
+        memory_dir = next(d for d in tags[CGROUP_TAG].split(",") if "/memory" in d)
+        assert f"memory {profile.limits.memory}" in _launcher_message(platform_process, demo_run)
+        assert "lakeport-run-" + demo_run in memory_dir
+    else:
+        # No cgroup here (not root / not Linux): the profile's limit is used instead.
+        assert all("profile limits.memory" in source for source in sources), sources
+
+
+def _launcher_message(platform_process, run_id) -> str:
+    """The engine event LocalRunLauncher wrote when it started the run's worker."""
+    query = """query Events($runId: ID!) { logsForRun(runId: $runId) {
+      ... on EventConnection { events { ... on EngineEvent { message } } } } }"""
+    events = platform_process.graphql(query, {"runId": run_id})["logsForRun"]["events"]
+    messages = [e.get("message") or "" for e in events]
+    return next(m for m in messages if "Run worker pid" in m)
 
 
 def _mart_names(demo_defs) -> set[str]:

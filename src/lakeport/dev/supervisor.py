@@ -245,8 +245,11 @@ class DevPlatform:
         from lakeport.dev.dbt_prepare import prepare_stale_projects
 
         code = self.platform.dagster.user_code
-        for project in prepare_stale_projects(code.module):
-            self.say(f"dbt manifest prepared for {shown(project)}")
+        try:
+            for project in prepare_stale_projects(code.module):
+                self.say(f"dbt manifest prepared for {shown(project)}")
+        except RuntimeError as exc:  # dbt parse failed: its output says why
+            raise ServiceError(f"cannot prepare the dbt manifest of {code.module}: {exc}") from None
         log = self.logs_dir / "code-server.log"
         service = ServiceProcess(
             "code server",
