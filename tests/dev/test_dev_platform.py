@@ -79,9 +79,7 @@ def demo_defs(effective_platform):
     return build_demo_definitions(effective_platform)
 
 
-@pytest.fixture(scope="module")
-def demo_run(platform_process):
-    """One successful run of the demo job, launched through the GraphQL API."""
+def _launch_demo_job(platform_process) -> str:
     partition = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
     params = {
         "selector": {
@@ -93,15 +91,26 @@ def demo_run(platform_process):
     }
     launched = platform_process.graphql(LAUNCH, {"params": params})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
+    return launched["run"]["runId"]
+
+
+def _wait_for_status(platform_process, run_id, statuses, timeout=RUN_TIMEOUT) -> str:
     started = time.monotonic()
     status = None
-    while time.monotonic() - started < RUN_TIMEOUT:
+    while time.monotonic() - started < timeout:
         status = platform_process.graphql(RUN_STATUS, {"runId": run_id})["runOrError"]["status"]
-        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+        if status in statuses:
             break
         time.sleep(2)
     print(f"\n{JOB} run {run_id}: {status} after {time.monotonic() - started:.0f}s")
+    return status
+
+
+@pytest.fixture(scope="module")
+def demo_run(platform_process):
+    """One successful run of the demo job, launched through the GraphQL API."""
+    run_id = _launch_demo_job(platform_process)
+    status = _wait_for_status(platform_process, run_id, ("SUCCESS", "FAILURE", "CANCELED"))
     assert status == "SUCCESS", (
         f"run {run_id} ended {status}; daemon log tail:\n"
         + (platform_process.data_dir / "logs" / "daemon.log").read_text()[-6000:]
@@ -265,6 +274,9 @@ def test_restart_keeps_runs_logs_and_tables(
         ).fetchone()[0]
     # The leftover check covers run workers too: the run's worker was seen below the platform.
     assert int(worker) in {pid for pid, _ in platform_process.seen}
+    # A second run is still going when the platform stops: it is cancelled, not orphaned.
+    interrupted = _launch_demo_job(platform_process)
+    assert _wait_for_status(platform_process, interrupted, ("STARTED",)) == "STARTED"
     assert platform_process.stop() == 0, platform_process.output()
     assert platform_process.leftovers() == []
     assert platform_process.ports_in_use() == []
@@ -273,6 +285,7 @@ def test_restart_keeps_runs_logs_and_tables(
     print(f"\nlakeport dev restarted in {seconds:.0f}s")
     runs = platform_process.graphql(RUNS)["runsOrError"]["results"]
     assert {"runId": demo_run, "status": "SUCCESS", "jobName": JOB} in runs
+    assert {"runId": interrupted, "status": "CANCELED", "jobName": JOB} in runs
     # S3 lives in moto's memory: these came back from the data directory's copy.
     logs = effective_platform.compute_logs
     client = S3Server(port=platform_process.s3_port).client()

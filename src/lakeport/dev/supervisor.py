@@ -8,6 +8,7 @@ service stops its process group, and as the subreaper of its descendants the sup
 finally stops anything that escaped its group.
 """
 
+import json
 import os
 import signal
 import sys
@@ -331,11 +332,31 @@ class DevPlatform:
             self.say(f"S3 objects kept in {shown(self.snapshot.directory)} "
                      f"({self.snapshot.object_count()} objects, {fetched} updated)")
 
+    def _cancel_active_runs(self, timeout: float = 60) -> None:
+        """Terminate running runs through the UI's own API, so they end CANCELED (as the
+        user asked) instead of FAILED by an unexplained interrupt, which run retries would
+        start again on the next `make dev`. Queued runs stay queued for the next start."""
+        active = _graphql(self.webserver_url, _ACTIVE_RUNS)
+        run_ids = [r["runId"] for r in (active or {}).get("runsOrError", {}).get("results", [])]
+        if not run_ids:
+            return
+        self.say(f"cancelling {len(run_ids)} running run(s)")
+        for run_id in run_ids:
+            _graphql(self.webserver_url, _TERMINATE, {"runId": run_id})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = _graphql(self.webserver_url, _ACTIVE_RUNS)
+            if not (left or {}).get("runsOrError", {}).get("results"):
+                return
+            time.sleep(1)
+
     # --- stop ------------------------------------------------------------------------------
 
     def stop(self) -> None:
         if not (self.services or self.postgres or self.s3):
             return  # nothing was started (a preflight check failed)
+        if any(s.name == "webserver" and s.running() for s in self.services):
+            self._cancel_active_runs()
         # Dagster first (the daemon's group holds the run workers), so nothing writes to
         # Postgres or S3 after those stop; S3 is copied out before its memory goes.
         for service in reversed(self.services):
@@ -430,25 +451,38 @@ def _grpc_ready(port: int) -> bool:
         return False
 
 
-_DAEMON_HEALTH = (
-    '{"query": "{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy '
-    '} } } }"}'
+_ACTIVE_RUNS = (
+    "{ runsOrError(filter: {statuses: [STARTING, STARTED, CANCELING]}) "
+    "{ ... on Runs { results { runId } } } }"
+)
+_TERMINATE = (
+    "mutation Terminate($runId: String!) { terminateRun(runId: $runId) { __typename } }"
 )
 
 
-def _daemons_healthy(base_url: str) -> bool:
-    import json
-
+def _graphql(base_url: str, query: str, variables: dict | None = None) -> dict | None:
     request = urllib.request.Request(
-        base_url + "/graphql", data=_DAEMON_HEALTH.encode(),
+        base_url + "/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
         headers={"Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            statuses = json.load(response)["data"]["instance"]["daemonHealth"]
-    except (OSError, KeyError, TypeError, ValueError):
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response).get("data")
+    except (OSError, ValueError):
+        return None
+
+
+_DAEMON_HEALTH = "{ instance { daemonHealth { allDaemonStatuses { required healthy } } } }"
+
+
+def _daemons_healthy(base_url: str) -> bool:
+    data = _graphql(base_url, _DAEMON_HEALTH)
+    try:
+        statuses = data["instance"]["daemonHealth"]["allDaemonStatuses"]
+    except (KeyError, TypeError):
         return False
-    required = [s for s in statuses["allDaemonStatuses"] if s["required"]]
+    required = [s for s in statuses if s["required"]]
     return bool(required) and all(s["healthy"] for s in required)
 
 
