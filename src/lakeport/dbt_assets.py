@@ -10,7 +10,9 @@ built mart to the Iceberg catalog and records, with every materialization, the D
 settings used and the Iceberg snapshot written.
 
 A dbt error (bad SQL, a failing test) is raised as a Failure that is not retried: the
-same SQL fails the same way. Anything else (the catalog, S3) is retried by the policy.
+same SQL fails the same way. A dbt failure whose cause is outside the SQL and passes
+(another process holding DuckDB's write lock on the database file) is retried by the
+policy, as is anything else (the catalog, S3).
 """
 
 import contextlib
@@ -39,6 +41,15 @@ from lakeport.translator import LakeportDbtTranslator, is_published, model_optio
 # Where dbt-duckdb keeps its database (the demo's profiles.yml reads this variable).
 DUCKDB_PATH_ENV = "LAKEPORT_DUCKDB_PATH"
 DEFAULT_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL)
+# dbt failures that say nothing about the SQL: waiting and trying again can succeed.
+TRANSIENT_DBT_ERRORS = (
+    # DuckDB allows one writing process per database file; the other one may finish.
+    "Could not set lock on file",
+)
+
+
+def is_transient_dbt_error(message: str) -> bool:
+    return any(marker in message for marker in TRANSIENT_DBT_ERRORS)
 
 
 def duckdb_database_path(platform: Platform) -> Path:
@@ -152,7 +163,7 @@ class _DbtBuild:
             raise dg.Failure(
                 description=f"dbt build failed: {error}",
                 metadata={"dbt/target_path": str(invocation.target_path)},
-                allow_retries=False,
+                allow_retries=is_transient_dbt_error(str(error)),
             )
 
     def _publish(
