@@ -1,10 +1,10 @@
 """Running `lakeport dev` the way `make dev` does, as a subprocess, and watching its processes."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -17,7 +17,8 @@ from lakeport.dev.processes import descendants_of
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_PLATFORM = ROOT / "platform-config" / "local" / "platform.yaml"
-LAKEPORT = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "lakeport"
+# The `lakeport` command of the environment running the tests (`make dev` uses .venv's).
+LAKEPORT = Path(sys.executable).parent / "lakeport"
 
 
 def make_data_dir(prefix: str = "lakeport-dev-") -> Path:
