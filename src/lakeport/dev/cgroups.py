@@ -88,16 +88,25 @@ def create_run_cgroup(name: str, memory_limit: int, cpu_limit: float | None) -> 
     raise CgroupUnavailable("no cgroup hierarchy with the memory controller is mounted")
 
 
-def remove_stale(parent_names: tuple[str, ...] = ("memory", "cpu", "")) -> None:
-    """Remove empty run cgroups left behind by a daemon that was killed."""
-    hierarchies = _hierarchies() if sys.platform.startswith("linux") else {}
-    for key in parent_names:
-        if key in hierarchies:
-            for directory in hierarchies[key].glob(_PREFIX + "*"):
-                try:
+def remove_stale(min_age_seconds: float = 30) -> None:
+    """Remove empty run cgroups left behind by a daemon that was killed.
+
+    Not the newest: another platform on this machine may have just made one for a worker
+    that has not joined it yet, which takes well under a second (a cgroup with processes
+    in it cannot be removed anyway).
+    """
+    try:
+        hierarchies = _hierarchies() if sys.platform.startswith("linux") else {}
+    except CgroupUnavailable:
+        return
+    now = time.time()
+    for parent in hierarchies.values():
+        for directory in parent.glob(_PREFIX + "*"):
+            try:
+                if now - directory.stat().st_mtime > min_age_seconds:
                     directory.rmdir()
-                except OSError:
-                    pass
+            except OSError:
+                pass
 
 
 # --- v1 and v2 ---------------------------------------------------------------------------------
