@@ -243,7 +243,10 @@ def _measure(run: Run, cgroup, workdir: Path) -> None:
         run.outcome = "ok" if right else "wrong result"
     else:
         run.outcome = "error"
-        run.error = (stderr.strip().splitlines() or [f"exit code {process.returncode}"])[-1]
+        lines = stderr.strip().splitlines() or [f"exit code {process.returncode}"]
+        # The exception line says what went wrong; DuckDB appends a hint after it.
+        run.error = next((line for line in lines if "Error" in line or "Exception" in line),
+                         lines[-1])
 
 
 def _allocated_bytes(directory: Path) -> int:
