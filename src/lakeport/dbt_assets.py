@@ -27,6 +27,7 @@ from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from lakeport.catalog import load_catalog
 from lakeport.duckdb_settings import (
+    RUN_SCRATCH_ENV,
     SETTINGS_ENV,
     DuckDBSettings,
     connect,
@@ -57,6 +58,8 @@ def duckdb_database_path(platform: Platform) -> Path:
     dev.dataDir on one machine. Durable tables live in the Iceberg catalog, not here."""
     if os.environ.get(DUCKDB_PATH_ENV):
         return Path(os.environ[DUCKDB_PATH_ENV])
+    if os.environ.get(RUN_SCRATCH_ENV):
+        return Path(os.environ[RUN_SCRATCH_ENV]) / "lakehouse.duckdb"
     if Path(SPILL_MOUNT_PATH).is_dir():
         return Path(SPILL_MOUNT_PATH) / "lakehouse.duckdb"
     return Path(platform.dev.data_dir).resolve() / "duckdb" / "lakehouse.duckdb"

@@ -12,6 +12,10 @@ import duckdb
 
 # Carries the settings the run derived to the dbt subprocess (and anything else it starts).
 SETTINGS_ENV = "LAKEPORT_DUCKDB_SETTINGS"
+# One machine only: the run's own scratch directory, made by the local run launcher as
+# the counterpart of a run pod's spill volume. Concurrent runs must not share a DuckDB
+# file (its write lock) or a temp directory.
+RUN_SCRATCH_ENV = "LAKEPORT_RUN_SCRATCH_DIR"
 
 
 @dataclass(frozen=True)

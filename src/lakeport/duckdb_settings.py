@@ -19,7 +19,12 @@ from pathlib import Path
 from lakeport.cgroup_limits import ContainerLimits, cpu_threads, read_container_limits
 
 # Re-exported: the settings and the connection they apply to live in a light module.
-from lakeport.duckdb_connection import SETTINGS_ENV, DuckDBSettings, connect  # noqa: F401
+from lakeport.duckdb_connection import (  # noqa: F401
+    RUN_SCRATCH_ENV,
+    SETTINGS_ENV,
+    DuckDBSettings,
+    connect,
+)
 from lakeport.platform import Platform, ResourceProfile
 from lakeport.profiles import SPILL_MOUNT_PATH
 from lakeport.quantities import memory_bytes
@@ -99,9 +104,12 @@ def derive_duckdb_settings(
 
 
 def default_spill_dir(platform: Platform | None = None) -> Path:
-    """The spill volume in a run pod; `<dev.dataDir>/spill` on one machine."""
+    """The spill volume in a run pod; the run's scratch dir (else `<dev.dataDir>/spill`)
+    on one machine."""
     if Path(SPILL_MOUNT_PATH).is_dir():
         return Path(SPILL_MOUNT_PATH)
+    if os.environ.get(RUN_SCRATCH_ENV):
+        return Path(os.environ[RUN_SCRATCH_ENV]) / "spill"
     data_dir = platform.dev.data_dir if platform is not None else Platform().dev.data_dir
     return Path(data_dir).resolve() / "spill"
 

@@ -1,5 +1,6 @@
 """A job that holds `megabytes` of memory: run by LocalRunLauncher in the cgroup tests."""
 
+import os
 import time
 
 import dagster as dg
@@ -12,6 +13,7 @@ def hold_memory(context) -> int:
     for offset in range(0, len(block), 4096):
         block[offset] = 1
     context.log.info(f"held {len(block) >> 20} MiB")
+    context.log.info(f"scratch dir {os.environ.get('LAKEPORT_RUN_SCRATCH_DIR')}")
     time.sleep(context.op_config["seconds"])
     return len(block)
 

@@ -140,3 +140,20 @@ def test_terminating_a_run_stops_its_worker_and_cancels_the_run(instance):
     run = _finished(instance, run.run_id)
     assert run.status == DagsterRunStatus.CANCELED
     assert not Path(f"/proc/{run.tags[WORKER_PID_TAG]}").exists()
+
+
+def test_concurrent_runs_get_their_own_scratch_dir_removed_afterwards(instance):
+    """The local counterpart of a run pod's spill volume: no shared DuckDB file or spill dir."""
+    runs = [_launch(instance, megabytes=1, profile="tiny", seconds=3, wait=False) for _ in "ab"]
+    scratch_dirs = []
+    for run in runs:
+        finished = _finished(instance, run.run_id)
+        messages = _messages(instance, run.run_id)
+        assert finished.status == DagsterRunStatus.SUCCESS, messages
+        said = [m.removeprefix("scratch dir ") for m in messages if m.startswith("scratch dir ")]
+        assert len(said) == 1, messages
+        scratch = Path(said[0])
+        assert scratch.parts[-2:] == ("runs", run.run_id)
+        assert not scratch.exists(), "a run's scratch dir must go with the run"
+        scratch_dirs.append(scratch)
+    assert scratch_dirs[0] != scratch_dirs[1]

@@ -16,6 +16,7 @@ run monitoring (health) find it from any process.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -41,6 +42,10 @@ from lakeport.quantities import cpu_cores, memory_bytes
 
 WORKER_PID_TAG = "lakeport/worker-pid"
 CGROUP_TAG = "lakeport/cgroup"
+
+
+def run_scratch_dir(platform, run_id: str) -> Path:
+    return Path(platform.dev.data_dir).resolve() / "runs" / run_id
 
 
 class LocalRunLauncher(RunLauncher, ConfigurableClass):
@@ -74,6 +79,7 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
 
     def launch_run(self, context: LaunchRunContext) -> None:
         # Here, not at the top: the webserver loads this class too and needs no DuckDB.
+        from lakeport.duckdb_connection import RUN_SCRATCH_ENV
         from lakeport.duckdb_settings import PROFILE_ENV
 
         run = context.dagster_run
@@ -103,6 +109,11 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
                 why_unlimited = str(exc)
         env = dict(os.environ)
         env[PROFILE_ENV] = profile_name
+        # The run's own DuckDB file and spill dir, as a run pod has its own spill volume:
+        # concurrent runs sharing one would fight over DuckDB's write lock.
+        scratch = run_scratch_dir(platform, run.run_id)
+        scratch.mkdir(parents=True, exist_ok=True)
+        env[RUN_SCRATCH_ENV] = str(scratch)
         # Not a new session: the worker stays in the daemon's process group, so stopping
         # the daemon's group (`lakeport dev` shutting down) stops its runs too.
         process = subprocess.Popen(
@@ -129,14 +140,17 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
             )
         self._instance.report_engine_event(message, run, cls=self.__class__)
         threading.Thread(
-            target=self._watch, args=(run.run_id, process, cgroup, profile_name),
+            target=self._watch, args=(run.run_id, process, cgroup, profile_name, scratch),
             name=f"lakeport-run-{run.run_id[:8]}", daemon=True,
         ).start()
 
     def _watch(self, run_id: str, process: subprocess.Popen, cgroup: RunCgroup | None,
-               profile_name: str) -> None:
-        """Wait for the worker, free its cgroup, and fail the run if the worker died with it."""
+               profile_name: str, scratch: Path) -> None:
+        """Wait for the worker, free its cgroup and scratch dir, and fail the run if the
+        worker died with it."""
         returncode = process.wait()
+        # Like a pod's emptyDir: scratch ends with the run (durable tables are in Iceberg).
+        shutil.rmtree(scratch, ignore_errors=True)
         oom_kills = cgroup.oom_kills() if cgroup else 0
         if cgroup and not cgroup.remove():
             self._engine_event(run_id, f"cgroup {cgroup.directories[0]} still has processes; "
