@@ -79,11 +79,8 @@ def _check_k8s_name(value: str) -> str:
 
 
 def _check_hostname(value: str) -> str:
-    try:
-        ipaddress.ip_address(value)
+    if _is_ip(value):
         return value
-    except ValueError:
-        pass
     if len(value) > 253 or not _HOSTNAME_RE.match(value):
         raise PydanticCustomError("hostname", "must be a DNS hostname or an IP address")
     return value
