@@ -10,6 +10,7 @@ platform's endpoint, region and addressing style.
 import os
 from pathlib import Path
 
+import requests
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.catalog.sql import SqlCatalog
@@ -32,6 +33,10 @@ CATALOG_URI_ENV = "LAKEPORT_CATALOG_URI"
 
 class CatalogConfigError(RuntimeError):
     pass
+
+
+class CatalogUnreachableError(RuntimeError):
+    """The catalog did not answer; a run retries this (it may come back)."""
 
 
 def s3_endpoint(platform: Platform) -> str | None:
@@ -79,12 +84,22 @@ def load_catalog(platform: Platform) -> Catalog:
             f"catalog.rest.uri is empty in platform.yaml and {CATALOG_URI_ENV} is not set: "
             "lakeport cannot tell where the Polaris REST catalog is"
         )
-    return RestCatalog(
-        catalog.name,
-        uri=uri,
-        # Polaris calls the catalog a "warehouse" in the REST config request.
-        warehouse=catalog.name,
-        credential=read_secret(CATALOG_CREDENTIAL_ENV, "the Polaris principal's credential"),
-        scope=catalog.rest.scope,
-        **fileio,
-    )
+    credential = read_secret(CATALOG_CREDENTIAL_ENV, "the Polaris principal's credential")
+    try:
+        # Connects at once: the token request and the catalog's config.
+        return RestCatalog(
+            catalog.name,
+            uri=uri,
+            # Polaris calls the catalog a "warehouse" in the REST config request.
+            warehouse=catalog.name,
+            credential=credential,
+            scope=catalog.rest.scope,
+            **fileio,
+        )
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        # Without this, the error only names an HTTP pool and a token URL. The credential
+        # travels in the request body, never in the URL this message shows.
+        raise CatalogUnreachableError(
+            f"the Iceberg REST catalog '{catalog.name}' at {uri} (catalog.rest.uri) cannot be "
+            f"reached: {type(exc).__name__}: {exc}"
+        ) from exc

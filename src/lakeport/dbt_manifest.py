@@ -20,6 +20,11 @@ class ManifestMissingError(RuntimeError):
     pass
 
 
+class ManifestCycleError(RuntimeError):
+    """`dbt parse` accepts models that depend on each other in a circle (only `dbt build`
+    refuses them); definitions built from such a manifest would recurse without end."""
+
+
 def manifest_path(project_dir: str | Path) -> Path:
     return Path(project_dir) / MANIFEST
 
@@ -59,7 +64,44 @@ def prepare_manifest(project_dir: str | Path, *, if_stale: bool = False) -> Path
             f"dbt parse failed for {project_dir} (exit {result.returncode}):\n"
             + (result.stdout[-4000:] + result.stderr[-4000:])
         )
+    try:
+        check_no_cycle(json.loads(path.read_text()), path)
+    except ManifestCycleError:
+        # No manifest a code location could load and then choke on.
+        path.unlink()
+        raise
     return path
+
+
+def check_no_cycle(manifest: dict, path: Path) -> None:
+    """Raise ManifestCycleError naming the models of the first dependency cycle found."""
+    parents = manifest.get("parent_map") or {}
+    done: set[str] = set()
+    for start in sorted(parents):
+        if start in done:
+            continue
+        # Iterative depth-first walk; `trail` is the current path from `start`.
+        trail, on_trail = [start], {start}
+        pending = [iter(sorted(parents.get(start, [])))]
+        while pending:
+            parent = next(pending[-1], None)
+            if parent is None:
+                pending.pop()
+                finished = trail.pop()
+                on_trail.discard(finished)
+                done.add(finished)
+            elif parent in on_trail:
+                cycle = trail[trail.index(parent):] + [parent]
+                names = " -> ".join(node.split(".")[-1] for node in reversed(cycle))
+                raise ManifestCycleError(
+                    f"{path}: the dbt project has a dependency cycle: {names} "
+                    f"({', '.join(reversed(cycle[:-1]))}); break it by removing one of "
+                    "these ref()s"
+                )
+            elif parent not in done:
+                trail.append(parent)
+                on_trail.add(parent)
+                pending.append(iter(sorted(parents.get(parent, []))))
 
 
 def load_manifest(project_dir: str | Path) -> dict:
@@ -69,7 +111,9 @@ def load_manifest(project_dir: str | Path) -> dict:
             f"{path} does not exist: prepare the dbt manifest first with "
             f"`lakeport prepare-dbt {project_dir}` (the image build does this)"
         )
-    return json.loads(path.read_text())
+    manifest = json.loads(path.read_text())
+    check_no_cycle(manifest, path)
+    return manifest
 
 
 def dbt_executable() -> str:
