@@ -9,11 +9,7 @@ platform's endpoint, region and addressing style.
 
 import os
 from pathlib import Path
-
-import requests
-from pyiceberg.catalog import Catalog
-from pyiceberg.catalog.rest import RestCatalog
-from pyiceberg.catalog.sql import SqlCatalog
+from typing import TYPE_CHECKING
 
 from lakeport.credentials import (
     CATALOG_CREDENTIAL_ENV,
@@ -23,6 +19,9 @@ from lakeport.credentials import (
     read_secret,
 )
 from lakeport.platform import Platform
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
 
 # The standard variable boto3 and the AWS CLI read; the chart sets it to the in-chart
 # LocalStack when objectStorage.endpoint is empty.
@@ -68,8 +67,15 @@ def sql_catalog_path(platform: Platform) -> Path:
     return (Path(platform.dev.data_dir) / platform.catalog.sql.sqlite_path).resolve()
 
 
-def load_catalog(platform: Platform) -> Catalog:
+def load_catalog(platform: Platform) -> "Catalog":
     """The platform's Iceberg catalog, ready to use."""
+    # Imported here, not at module level: pyiceberg's catalogs (SQLAlchemy, the REST
+    # client) take seconds to import, and a code server that only builds Definitions
+    # never opens the catalog.
+    import requests
+    from pyiceberg.catalog.rest import RestCatalog
+    from pyiceberg.catalog.sql import SqlCatalog
+
     catalog = platform.catalog
     fileio = s3_fileio_properties(platform)
     if catalog.type == "sql":

@@ -5,9 +5,10 @@ one DuckDB process held to the run's derived settings. Daily-partitioned models 
 with `meta.lakeport.partition_column`) get their own op, because one op has one
 partitions definition; a partitioned run passes its day window to dbt as vars.
 
-After dbt finishes (it holds DuckDB's write lock while it runs) the op publishes each
-built mart to the Iceberg catalog and records, with every materialization, the DuckDB
-settings used and the Iceberg snapshot written.
+dbt's events reach Dagster as dbt produces them. After dbt finishes (it holds DuckDB's
+write lock while it runs) the op publishes each built mart to the Iceberg catalog; a
+mart's materialization (and its checks) waits for that, so it records the Iceberg
+snapshot written. Every materialization records the DuckDB settings used.
 
 A dbt error (bad SQL, a failing test) is raised as a Failure that is not retried: the
 same SQL fails the same way. A dbt failure whose cause is outside the SQL and passes
@@ -34,7 +35,6 @@ from lakeport.duckdb_settings import (
     default_spill_dir,
     derive_duckdb_settings,
 )
-from lakeport.iceberg_publish import DayWindow, publish, read_relation
 from lakeport.platform import Platform
 from lakeport.profiles import PROFILE_TAG, SPILL_MOUNT_PATH
 from lakeport.translator import LakeportDbtTranslator, is_published, model_options
@@ -147,13 +147,31 @@ class _DbtBuild:
             args += ["--vars", json.dumps({"min_date": str(days[0]), "max_date": str(days[1])})]
 
         with _environment({SETTINGS_ENV: settings.to_json(), DUCKDB_PATH_ENV: str(database)}):
+            # dbt starts here, and takes the variables with it.
             invocation = dbt.cli(args, context=context, raise_on_error=False)
-            # dbt holds DuckDB's write lock until it exits: collect, then publish.
-            events = list(invocation.stream())
 
-        built = [e for e in events if isinstance(e, dg.Output)]
+        # Events go to Dagster as dbt produces them, so Dagster's handling of each
+        # overlaps dbt's run. Only a mart published to Iceberg waits (its Output and
+        # its checks): dbt holds DuckDB's write lock until it exits, and the Output
+        # carries the snapshot written.
+        held: list = []
+        held_keys: set[dg.AssetKey] = set()
+        built: list[dg.Output] = []
+        for event in invocation.stream():
+            if isinstance(event, dg.Output):
+                if self._is_published(event):
+                    built.append(event)
+                    held.append(event)
+                    held_keys.add(context.asset_key_for_output(event.output_name))
+                    continue
+                event = event.with_metadata({**event.metadata, **settings.as_metadata()})
+            elif getattr(event, "asset_key", None) in held_keys:
+                held.append(event)
+                continue
+            yield event
+
         published = self._publish(context, settings, database, built, days)
-        for event in events:
+        for event in held:
             if isinstance(event, dg.Output):
                 unique_id = _unique_id(event)
                 event = event.with_metadata(
@@ -169,6 +187,10 @@ class _DbtBuild:
                 allow_retries=is_transient_dbt_error(str(error)),
             )
 
+    def _is_published(self, output: dg.Output) -> bool:
+        node = self.manifest["nodes"].get(_unique_id(output) or "")
+        return node is not None and is_published(node)
+
     def _publish(
         self,
         context,
@@ -177,14 +199,13 @@ class _DbtBuild:
         built: list[dg.Output],
         days,
     ) -> dict[str, dict]:
-        targets = []
-        for output in built:
-            unique_id = _unique_id(output)
-            node = self.manifest["nodes"].get(unique_id or "")
-            if node is not None and is_published(node):
-                targets.append(node)
+        targets = [self.manifest["nodes"][_unique_id(output)] for output in built]
         if not targets:
             return {}
+        # Imported only when there is something to publish: Arrow and pyiceberg take
+        # seconds to import, which a code server building Definitions need not pay.
+        from lakeport.iceberg_publish import DayWindow, publish, read_relation
+
         catalog = load_catalog(self.platform)
         namespace = self.platform.catalog.namespace
         results = {}

@@ -7,8 +7,10 @@ which only applies settings the run derived, imports almost nothing besides Duck
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
+if TYPE_CHECKING:
+    import duckdb
 
 # Carries the settings the run derived to the dbt subprocess (and anything else it starts).
 SETTINGS_ENV = "LAKEPORT_DUCKDB_SETTINGS"
@@ -36,7 +38,7 @@ class DuckDBSettings:
             f"SET max_temp_directory_size = '{self.max_temp_directory_size}'",
         ]
 
-    def apply(self, connection: duckdb.DuckDBPyConnection) -> None:
+    def apply(self, connection: "duckdb.DuckDBPyConnection") -> None:
         Path(self.temp_directory).mkdir(parents=True, exist_ok=True)
         for statement in self.statements():
             connection.execute(statement)
@@ -54,8 +56,11 @@ class DuckDBSettings:
 
 def connect(
     settings: DuckDBSettings, database: str | Path = ":memory:", read_only: bool = False
-) -> duckdb.DuckDBPyConnection:
+) -> "duckdb.DuckDBPyConnection":
     """A DuckDB connection held to the run's limits."""
+    # Imported on first use: a code server building Definitions never opens DuckDB.
+    import duckdb
+
     if str(database) != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     connection = duckdb.connect(str(database), read_only=read_only)
