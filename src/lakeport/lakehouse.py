@@ -18,15 +18,8 @@ from lakeport.notifications import run_failure_webhook
 from lakeport.platform import Platform
 from lakeport.profiles import PROFILE_TAG, profile_tags
 from lakeport.run_profiles import largest_profile
+from lakeport.schedules import build_skipping_schedule
 from lakeport.translator import LakeportDbtTranslator
-
-ACTIVE_STATUSES = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
 
 
 def build_lakehouse_definitions(
@@ -82,34 +75,6 @@ def build_lakehouse_definitions(
             )
         },
     )
-
-
-def build_skipping_schedule(
-    name: str,
-    job_name: str,
-    job,
-    partitions_def: dg.TimeWindowPartitionsDefinition,
-    cron: str,
-    platform: Platform,
-    profile: str,
-) -> dg.ScheduleDefinition:
-    """Requests the newest daily partition on `cron`, unless a run of the job is active."""
-
-    @dg.schedule(name=name, job=job, cron_schedule=cron, execution_timezone="UTC")
-    def skipping_schedule(context: dg.ScheduleEvaluationContext):
-        active = context.instance.get_runs(
-            filters=dg.RunsFilter(job_name=job_name, statuses=ACTIVE_STATUSES), limit=1
-        )
-        if active:
-            run = active[0]
-            return dg.SkipReason(
-                f"run {run.run_id} of {job_name} is still {run.status.value}; not starting another"
-            )
-        with dg.partition_loading_context(effective_dt=context.scheduled_execution_time):
-            partition_key = partitions_def.get_last_partition_key()
-        return dg.RunRequest(partition_key=partition_key, tags=profile_tags(platform, profile))
-
-    return skipping_schedule
 
 
 def automation_sensors(

@@ -4,7 +4,9 @@ Cheap jobs, so fifty runs fit the time budget: `tiny_job` prints a line to stdou
 stderr (something for the compute-log manager to upload) and waits as long as its run
 config says. `slow_daily_job` is what the every-minute schedule starts; it outlasts a
 tick, so the next tick finds it still going. The schedule is lakeport's own skipping
-schedule (the one `lakehouse_schedule` is built with), not a copy.
+schedule (the one `lakehouse_schedule` is built with), not a copy; it comes from
+lakeport.schedules, which does not import dagster-dbt: every run worker imports this
+module, and fifty runs pay for that import fifty times.
 """
 
 import sys
@@ -13,7 +15,7 @@ import time
 import dagster as dg
 
 from lakeport.config import load_effective_platform
-from lakeport.lakehouse import build_skipping_schedule
+from lakeport.schedules import build_skipping_schedule
 
 platform = load_effective_platform()
 PROFILE = platform.dagster.run_launcher.default_profile

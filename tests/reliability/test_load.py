@@ -1,6 +1,8 @@
 """Fifty runs queued at once behind a queue of four, on the local platform: the queue holds,
 every run finishes, none is lost, and the UI's GraphQL answers within a second throughout."""
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -98,3 +100,13 @@ def test_fifty_runs_behind_a_queue_of_four(fault_platform):
     assert errors == []
     slow = [round(s, 3) for s in latencies if s >= 1.0]
     assert slow == [], f"{len(slow)} of {len(latencies)} GraphQL answers took a second or more"
+
+
+def test_the_skipping_schedule_does_not_import_the_dbt_factory():
+    """Every run worker imports its whole code location; the load test's location has only
+    a schedule and tiny jobs, and must not pay for dagster-dbt and pyiceberg fifty times."""
+    probe = ("import sys, lakeport.schedules; "
+             "print(sorted(m for m in ('dagster_dbt', 'pyiceberg') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, timeout=120)
+    assert result.stdout.strip() == "[]"
