@@ -17,14 +17,18 @@ policy, as is anything else (the catalog, S3).
 """
 
 import contextlib
+import importlib.metadata
 import json
 import os
+import sys
 from collections.abc import Iterator, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
+from packaging import version
 
 from lakeport.catalog import load_catalog
 from lakeport.duckdb_settings import (
@@ -47,6 +51,28 @@ TRANSIENT_DBT_ERRORS = (
     # DuckDB allows one writing process per database file; the other one may finish.
     "Could not set lock on file",
 )
+
+
+class LakeportDbtCliResource(DbtCliResource):
+    """dagster-dbt's resource without the two things it does before starting dbt that
+    lakeport's op never uses, each several seconds on every run:
+
+    - `dbt --version` in a subprocess (a whole dbt start-up) to learn the version: the dbt
+      beside this interpreter is the dbt-core package installed here;
+    - a dbt adapter opened inside the run worker (it imports dbt-core and loads every
+      macro), which only `fetch_row_counts()` / `fetch_column_metadata()` use. lakeport
+      records row counts of what it publishes from the rows it writes to Iceberg.
+    """
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        if Path(self.dbt_executable).resolve() == Path(sys.executable).with_name("dbt").resolve():
+            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+                return version.parse(importlib.metadata.version("dbt-core"))
+        return super()._cli_version
+
+    def _initialize_dbt_core_adapter(self, args):
+        return None
 
 
 def is_transient_dbt_error(message: str) -> bool:

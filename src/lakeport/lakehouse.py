@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, DbtProject
+from dagster_dbt import DbtProject
 
-from lakeport.dbt_assets import DEFAULT_RETRY_POLICY, build_dbt_assets
+from lakeport.dbt_assets import DEFAULT_RETRY_POLICY, LakeportDbtCliResource, build_dbt_assets
 from lakeport.dbt_manifest import dbt_executable, load_manifest
 from lakeport.notifications import run_failure_webhook
 from lakeport.platform import Platform
@@ -68,7 +68,7 @@ def build_lakehouse_definitions(
         schedules=[schedule],
         sensors=[*automation_sensors(platform, asset_profiles), run_failure_webhook],
         resources={
-            "dbt": DbtCliResource(
+            "dbt": LakeportDbtCliResource(
                 project_dir=str(project_dir),
                 profiles_dir=str(project_dir),
                 dbt_executable=dbt_executable(),
