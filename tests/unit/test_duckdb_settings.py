@@ -9,10 +9,13 @@ from lakeport.cgroup_limits import ContainerLimits, Limit, cpu_threads, read_con
 from lakeport.config import parse_platform
 from lakeport.duckdb_settings import (
     DEFAULT_MEMORY_FRACTION,
+    MEMORY_PER_THREAD,
+    SPILL_OVERHEAD_PER_GIB_PER_EXTRA_THREAD,
     DuckDBSettings,
     connect,
     derive_duckdb_settings,
 )
+from lakeport.quantities import memory_bytes
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -194,7 +197,12 @@ def test_memory_is_the_default_fraction_of_the_cgroup_limit(tmp_path):
     settings = derive_duckdb_settings(
         profile(), limits=limits, spill_dir=tmp_path, available_cpus=8
     )
-    assert settings.memory_limit == f"{int(3 * GiB * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
+    # Two threads: the second one's spill reserve (40 MiB per GiB of the 9 GiB spill
+    # budget of a 10Gi volume) comes off the pool.
+    reserve = SPILL_OVERHEAD_PER_GIB_PER_EXTRA_THREAD * 9
+    assert reserve == 360 * MiB
+    pool = int(3 * GiB * DEFAULT_MEMORY_FRACTION)
+    assert settings.memory_limit == f"{(pool - reserve) // MiB}MiB"
     assert settings.threads == 2
     assert settings.temp_directory == str(tmp_path)
     assert "cgroup /sys/fs/cgroup/memory.max" in settings.memory_limit_source
@@ -205,7 +213,10 @@ def test_profile_fraction_and_explicit_values_win(tmp_path):
     fraction = derive_duckdb_settings(
         profile("duckdb: {memoryLimitFraction: 0.5}"), limits=limits, spill_dir=tmp_path
     )
-    assert fraction.memory_limit == "2048MiB"
+    # The profile's fraction sets the pool; the second thread's spill reserve (9 GiB of
+    # spill x 40 MiB) comes off it, and 4 cores get 2 threads at 512 MiB each at least.
+    assert (fraction.memory_limit, fraction.threads) == (f"{2048 - 360}MiB", 2)
+    assert fraction.memory_limit_source.startswith("0.5 x 4096MiB")
     explicit = derive_duckdb_settings(
         profile("duckdb: {memoryLimit: 700Mi, threads: 3, maxTempDirectorySize: 5Gi}"),
         limits=limits,
@@ -217,6 +228,70 @@ def test_profile_fraction_and_explicit_values_win(tmp_path):
         "5120MiB",
     )
     assert explicit.memory_limit_source == "profile duckdb.memoryLimit"
+
+
+def test_threads_are_capped_by_the_memory_they_have(tmp_path):
+    # A 512 MiB pod with 85 MiB in use and 2 cores: the pool (0.8 x 427 MiB) is below
+    # 2 x 512 MiB, so one thread, and the whole pool is its own (no spill reserve).
+    limits = ContainerLimits(Limit(512 * MiB, "m", in_use=85 * MiB), Limit(2, "c"))
+    settings = derive_duckdb_settings(profile(), limits=limits, spill_dir=tmp_path)
+    assert settings.threads == 1
+    assert settings.memory_limit == f"{int(427 * MiB * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
+    assert "capped at 1" in settings.threads_source
+    assert "512MiB of memory_limit" in settings.threads_source
+    assert "beyond the first" not in settings.memory_limit_source
+    # 8 GiB and 4 cores: 6553 MiB less 3 x 360 MiB of spill reserve leaves 4 x 512 MiB.
+    big = ContainerLimits(Limit(8 * GiB, "m", in_use=0), Limit(4, "c"))
+    settings = derive_duckdb_settings(profile(), limits=big, spill_dir=tmp_path, available_cpus=4)
+    pool = int(8 * GiB * DEFAULT_MEMORY_FRACTION)
+    assert settings.threads == 4
+    assert settings.memory_limit == f"{(pool - 3 * 360 * MiB) // MiB}MiB"
+    assert "less 3 x 360MiB for threads beyond the first" in settings.memory_limit_source
+    assert "capped" not in settings.threads_source
+
+
+def test_spill_reserve_per_extra_thread_follows_the_spill_budget(tmp_path):
+    limits = ContainerLimits(Limit(4 * GiB, "m", in_use=0), Limit(2, "c"))
+    pool = int(4 * GiB * DEFAULT_MEMORY_FRACTION)
+    one_gib_budget = int(GiB * 0.9)  # a 1Gi volume's spill budget
+    for spill, reserve in (
+        ("10Gi", 360 * MiB),
+        ("1Gi", int(SPILL_OVERHEAD_PER_GIB_PER_EXTRA_THREAD * one_gib_budget / GiB)),
+    ):
+        settings = derive_duckdb_settings(
+            profile(spill=spill), limits=limits, spill_dir=tmp_path, available_cpus=2
+        )
+        assert settings.threads == 2
+        assert settings.memory_limit == f"{(pool - reserve) // MiB}MiB"
+    # An explicit maxTempDirectorySize is what may spill, so it sets the reserve.
+    settings = derive_duckdb_settings(
+        profile("duckdb: {maxTempDirectorySize: 5Gi}"), limits=limits, spill_dir=tmp_path,
+        available_cpus=2,
+    )
+    assert settings.memory_limit == f"{(pool - 200 * MiB) // MiB}MiB"
+
+
+def test_explicit_threads_and_memory_limit_still_win(tmp_path):
+    small = ContainerLimits(Limit(512 * MiB, "m", in_use=85 * MiB), Limit(2, "c"))
+    # threads: 2 is kept however little memory there is; memory_limit never goes below
+    # one thread's minimum (or the pool, if that is smaller).
+    settings = derive_duckdb_settings(
+        profile("duckdb: {threads: 2}"), limits=small, spill_dir=tmp_path
+    )
+    assert settings.threads == 2
+    assert settings.threads_source == "profile duckdb.threads"
+    assert settings.memory_limit == f"{int(427 * MiB * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
+    # An explicit memoryLimit is DuckDB's whole pool: no reserve off it, but threads
+    # still only go as far as it gives each MEMORY_PER_THREAD.
+    limits = ContainerLimits(Limit(8 * GiB, "m"), Limit(4, "c"))
+    for memory_limit, threads in (("700Mi", 1), ("1Gi", 2), ("2Gi", 4)):
+        settings = derive_duckdb_settings(
+            profile(f"duckdb: {{memoryLimit: {memory_limit}}}", memory="8Gi"), limits=limits,
+            spill_dir=tmp_path, available_cpus=4,
+        )
+        assert settings.memory_limit == f"{memory_bytes(memory_limit) // MiB}MiB"
+        assert settings.threads == threads
+        assert settings.threads * MEMORY_PER_THREAD <= memory_bytes(memory_limit)
 
 
 def test_temp_directory_size_stays_below_the_spill_volume(tmp_path):
@@ -232,8 +307,12 @@ def test_without_any_limit_the_profile_limit_bounded_by_the_machine_is_used(tmp_
         profile(memory="2Gi"), limits=unlimited, spill_dir=tmp_path, available_cpus=6,
         physical_memory=64 * GiB,
     )
-    assert settings.memory_limit == f"{int(2 * GiB * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
-    assert settings.threads == 6
+    # 6 CPUs, but the pool of 0.8 x 2 GiB pays for 2 threads only.
+    max_temp = int(settings.max_temp_directory_size.removesuffix("MiB")) * MiB
+    reserve = int(SPILL_OVERHEAD_PER_GIB_PER_EXTRA_THREAD * max_temp / GiB)
+    assert settings.threads == 2
+    pool = int(2 * GiB * DEFAULT_MEMORY_FRACTION)
+    assert settings.memory_limit == f"{(pool - reserve) // MiB}MiB"
     small_machine = derive_duckdb_settings(
         profile(memory="8Gi"), limits=unlimited, spill_dir=tmp_path, physical_memory=GiB
     )
