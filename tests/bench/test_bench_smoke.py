@@ -43,7 +43,8 @@ def test_memory_discipline_smoke(tmp_path):
     _cgroups_or_skip()
     output = tmp_path / "memory_discipline.json"
     limit_mib = 768
-    # 0.75x the limit is more than DuckDB's derived memory_limit (0.66x): it must spill.
+    # 0.75x the limit is more than DuckDB's derived memory_limit (0.8 x the limit less the
+    # child's own Python): it must spill.
     assert memory_discipline.main([
         "--limit-mib", str(limit_mib), "--factors", "0.75", "--configs", "lakeport",
         "--output", str(output),

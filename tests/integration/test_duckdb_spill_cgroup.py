@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from lakeport.duckdb_settings import DEFAULT_MEMORY_FRACTION
+
 MEMORY_HIERARCHY = Path("/sys/fs/cgroup/memory")
 MiB = 1 << 20
 LIMIT = 1024 * MiB
@@ -130,8 +132,8 @@ def test_lakeport_settings_spill_where_duckdb_defaults_are_oom_killed(pod_cgroup
         derived["memory_limit_source"]
     )
     memory_limit = int(derived["memory_limit"].removesuffix("MiB")) * MiB
-    # Two thirds of what the ballast (and the worker's own Python) left.
-    assert memory_limit < (LIMIT - WORKER_BALLAST) * 0.66
+    # DEFAULT_MEMORY_FRACTION (0.8) of what the ballast (and the worker's own Python) left.
+    assert memory_limit < (LIMIT - WORKER_BALLAST) * DEFAULT_MEMORY_FRACTION
     assert settings["temp_directory"] == str(tmp_path / "spill")
     assert result == {"groups": GROUPS, "rows": GROUPS}
     # It spilled (nothing else writes there) and stayed inside its cgroup.
