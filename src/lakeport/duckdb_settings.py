@@ -45,6 +45,11 @@ SPILL_OVERHEAD_PER_GIB_PER_EXTRA_THREAD = 40 << 20
 # (DuckDB documents 125 MB per thread as the bare minimum; at that a spilling join +
 # GROUP BY + ORDER BY failed with DuckDB's own out-of-memory error.)
 MEMORY_PER_THREAD = 512 << 20
+# The settings are derived before DuckDB is loaded (it is imported when a connection is
+# opened), so what is in use then does not count DuckDB itself: importing it and opening a
+# connection took 32 MiB, and a one-thread run spilling 5 GiB held ~25 MiB more outside
+# its buffer pool than one spilling 1 GiB.
+DUCKDB_OWN_MEMORY = 48 << 20
 # DuckDB must stop spilling before the volume is full (an emptyDir over its sizeLimit
 # gets the pod evicted).
 SPILL_HEADROOM_FRACTION = 0.9
@@ -87,8 +92,14 @@ def derive_duckdb_settings(
             # What other processes of the pod hold already (the run worker) is not DuckDB's.
             in_use = int(limits.memory.in_use or 0)
             # Never below an eighth of the limit: DuckDB then spills early rather than fails.
-            budget = max(int(limits.memory.value) - in_use, int(limits.memory.value) // 8)
-            where = f"cgroup {limits.memory.source} less {_mib(in_use)} in use"
+            budget = max(
+                int(limits.memory.value) - in_use - DUCKDB_OWN_MEMORY,
+                int(limits.memory.value) // 8,
+            )
+            where = (
+                f"cgroup {limits.memory.source} less {_mib(in_use)} in use and "
+                f"{_mib(DUCKDB_OWN_MEMORY)} for DuckDB itself"
+            )
         else:
             # No container limit (one machine, no cgroup): the profile's limit is what the
             # platform engineer meant the run to use, if the machine has that much.

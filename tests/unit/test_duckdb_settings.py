@@ -9,6 +9,7 @@ from lakeport.cgroup_limits import ContainerLimits, Limit, cpu_threads, read_con
 from lakeport.config import parse_platform
 from lakeport.duckdb_settings import (
     DEFAULT_MEMORY_FRACTION,
+    DUCKDB_OWN_MEMORY,
     MEMORY_PER_THREAD,
     SPILL_OVERHEAD_PER_GIB_PER_EXTRA_THREAD,
     DuckDBSettings,
@@ -184,7 +185,8 @@ def test_memory_already_in_use_in_the_pod_is_left_alone(tmp_path):
     # The Dagster run worker holds 312 MiB of a 1 GiB pod: DuckDB gets 2/3 of the rest.
     limits = ContainerLimits(Limit(GiB, "/sys/fs/cgroup/memory.max", in_use=312 * MiB), None)
     settings = derive_duckdb_settings(profile(), limits=limits, spill_dir=tmp_path)
-    assert settings.memory_limit == f"{int(712 * MiB * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
+    left = 712 * MiB - DUCKDB_OWN_MEMORY  # and what DuckDB itself will hold once loaded
+    assert settings.memory_limit == f"{int(left * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
     assert "less 312MiB in use" in settings.memory_limit_source
     # A pod that is nearly full still gives DuckDB an eighth of the limit to spill from.
     full = ContainerLimits(Limit(GiB, "m", in_use=GiB), None)
@@ -201,7 +203,7 @@ def test_memory_is_the_default_fraction_of_the_cgroup_limit(tmp_path):
     # budget of a 10Gi volume) comes off the pool.
     reserve = SPILL_OVERHEAD_PER_GIB_PER_EXTRA_THREAD * 9
     assert reserve == 360 * MiB
-    pool = int(3 * GiB * DEFAULT_MEMORY_FRACTION)
+    pool = int((3 * GiB - DUCKDB_OWN_MEMORY) * DEFAULT_MEMORY_FRACTION)
     assert settings.memory_limit == f"{(pool - reserve) // MiB}MiB"
     assert settings.threads == 2
     assert settings.temp_directory == str(tmp_path)
@@ -215,8 +217,8 @@ def test_profile_fraction_and_explicit_values_win(tmp_path):
     )
     # The profile's fraction sets the pool; the second thread's spill reserve (9 GiB of
     # spill x 40 MiB) comes off it, and 4 cores get 2 threads at 512 MiB each at least.
-    assert (fraction.memory_limit, fraction.threads) == (f"{2048 - 360}MiB", 2)
-    assert fraction.memory_limit_source.startswith("0.5 x 4096MiB")
+    assert (fraction.memory_limit, fraction.threads) == (f"{2048 - 24 - 360}MiB", 2)
+    assert fraction.memory_limit_source.startswith("0.5 x 4048MiB")
     explicit = derive_duckdb_settings(
         profile("duckdb: {memoryLimit: 700Mi, threads: 3, maxTempDirectorySize: 5Gi}"),
         limits=limits,
@@ -236,14 +238,15 @@ def test_threads_are_capped_by_the_memory_they_have(tmp_path):
     limits = ContainerLimits(Limit(512 * MiB, "m", in_use=85 * MiB), Limit(2, "c"))
     settings = derive_duckdb_settings(profile(), limits=limits, spill_dir=tmp_path)
     assert settings.threads == 1
-    assert settings.memory_limit == f"{int(427 * MiB * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
+    left = 427 * MiB - DUCKDB_OWN_MEMORY
+    assert settings.memory_limit == f"{int(left * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
     assert "capped at 1" in settings.threads_source
     assert "512MiB of memory_limit" in settings.threads_source
     assert "beyond the first" not in settings.memory_limit_source
     # 8 GiB and 4 cores: 6553 MiB less 3 x 360 MiB of spill reserve leaves 4 x 512 MiB.
     big = ContainerLimits(Limit(8 * GiB, "m", in_use=0), Limit(4, "c"))
     settings = derive_duckdb_settings(profile(), limits=big, spill_dir=tmp_path, available_cpus=4)
-    pool = int(8 * GiB * DEFAULT_MEMORY_FRACTION)
+    pool = int((8 * GiB - DUCKDB_OWN_MEMORY) * DEFAULT_MEMORY_FRACTION)
     assert settings.threads == 4
     assert settings.memory_limit == f"{(pool - 3 * 360 * MiB) // MiB}MiB"
     assert "less 3 x 360MiB for threads beyond the first" in settings.memory_limit_source
@@ -252,7 +255,7 @@ def test_threads_are_capped_by_the_memory_they_have(tmp_path):
 
 def test_spill_reserve_per_extra_thread_follows_the_spill_budget(tmp_path):
     limits = ContainerLimits(Limit(4 * GiB, "m", in_use=0), Limit(2, "c"))
-    pool = int(4 * GiB * DEFAULT_MEMORY_FRACTION)
+    pool = int((4 * GiB - DUCKDB_OWN_MEMORY) * DEFAULT_MEMORY_FRACTION)
     one_gib_budget = int(GiB * 0.9)  # a 1Gi volume's spill budget
     for spill, reserve in (
         ("10Gi", 360 * MiB),
@@ -280,7 +283,8 @@ def test_explicit_threads_and_memory_limit_still_win(tmp_path):
     )
     assert settings.threads == 2
     assert settings.threads_source == "profile duckdb.threads"
-    assert settings.memory_limit == f"{int(427 * MiB * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
+    left = 427 * MiB - DUCKDB_OWN_MEMORY
+    assert settings.memory_limit == f"{int(left * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
     # An explicit memoryLimit is DuckDB's whole pool: no reserve off it, but threads
     # still only go as far as it gives each MEMORY_PER_THREAD.
     limits = ContainerLimits(Limit(8 * GiB, "m"), Limit(4, "c"))
