@@ -19,7 +19,7 @@ RUNS = 50
 LIMIT = 4  # dagster.runQueue.maxConcurrentRuns in conftest's FAULT_SETTINGS
 # What the queue counts against its limit (Dagster's ACTIVE_RUN_STATUSES). NOT_STARTED is
 # not one: a run launched through GraphQL is NOT_STARTED for a moment before it is
-# QUEUED, holding no worker and no slot (counting it once showed "5" mid-launch).
+# QUEUED, holding no worker and no slot (counting it too, one sample once showed 5).
 IN_PROGRESS = [status.value for status in ACTIVE_RUN_STATUSES]
 # What the UI's runs page asks for, and what it polls while runs go on.
 RUNS_PAGE = """{ runsOrError(limit: 25) { ... on Runs { results {
