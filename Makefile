@@ -37,8 +37,9 @@ test: install ## install everything, then run the whole test suite
 
 lint: install ## ruff, yamllint, shellcheck, hadolint
 	$(VENV)/bin/ruff check src tests scripts bench
-	$(VENV)/bin/yamllint -s platform-config .yamllint.yaml
+	$(VENV)/bin/yamllint -s platform-config kind .yamllint.yaml
 	$(VENV)/bin/shellcheck scripts/*.sh .ci/run
+	$(VENV)/bin/hadolint images/lakeport/Dockerfile
 
 validate: install ## validate every platform-config/*/platform.yaml
 	$(VENV)/bin/lakeport validate platform-config/*/platform.yaml
