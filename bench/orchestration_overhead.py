@@ -95,9 +95,12 @@ def child(project_dir: Path, data_dir: Path) -> int:
 
 def dagster_home(root: Path, server) -> Path:
     """A DAGSTER_HOME whose dagster.yaml puts run/event/schedule storage in Postgres."""
+    from lakeport.postgres_storage import instance_storage_config
+
     root.mkdir(parents=True, exist_ok=True)
     config = {
-        "storage": {"postgres": {"postgres_db": {
+        # lakeport's storage classes, as the chart's and `lakeport dev`'s dagster.yaml name them.
+        **instance_storage_config({
             "username": server.user,
             "password": {"env": PASSWORD_ENV},
             "hostname": server.host,
@@ -105,7 +108,7 @@ def dagster_home(root: Path, server) -> Path:
             "db_name": "dagster",
             # As lakeport's instance config: dagster-postgres' NOTIFY needs psycopg2.
             "scheme": "postgresql+psycopg2",
-        }}},
+        }),
         "telemetry": {"enabled": False},
     }
     (root / "dagster.yaml").write_text(yaml.safe_dump(config))

@@ -93,7 +93,7 @@ def test_orchestration_overhead_smoke(tmp_path):
     [lakeport] = document["lakeport"]
     [bare] = document["bare"]
     assert lakeport["success"] is True
-    assert lakeport["run_storage"] == "PostgresRunStorage"
+    assert lakeport["run_storage"] == "PooledPostgresRunStorage"
     # Events of the run really went to Postgres (read back through the instance).
     assert lakeport["events_stored"] > lakeport["materializations"] > 0
     assert bare["nodes_ok"] == bare["nodes"] > 0

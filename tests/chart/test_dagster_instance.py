@@ -99,9 +99,9 @@ def test_rendered_config_loads_the_real_classes(chart):
     _env, _objects, platform, instance = chart
     assert isinstance(instance.run_launcher, K8sRunLauncher)
     assert isinstance(instance.compute_log_manager, S3ComputeLogManager)
-    assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-    assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
-    assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+    assert type(instance.run_storage).__name__ == "PooledPostgresRunStorage"
+    assert type(instance.event_log_storage).__name__ == "PooledPostgresEventLogStorage"
+    assert type(instance.schedule_storage).__name__ == "PooledPostgresScheduleStorage"
     assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
     queue = platform.dagster.run_queue
     queue_config = instance.run_coordinator.get_run_queue_config()

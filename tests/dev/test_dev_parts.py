@@ -67,10 +67,12 @@ def test_the_instance_config_is_valid_dagster_config_built_from_the_platform(tmp
     write_yaml(tmp_path / "dagster.yaml", config)
     # Dagster's own schema check of the file, as `dagster-daemon` does on start.
     loaded, _ = load_instance_config(str(tmp_path))
-    assert loaded["storage"]["postgres"]["postgres_db"]["password"] == {
-        "env": "LAKEPORT_POSTGRES_PASSWORD"
-    }
-    assert loaded["storage"]["postgres"]["postgres_db"]["port"] == 5499
+    # The chart's storage classes, each pointed at the platform's Postgres.
+    for section in ("run_storage", "event_log_storage", "schedule_storage"):
+        assert loaded[section]["module"] == "lakeport.postgres_storage"
+        db = loaded[section]["config"]["postgres_db"]
+        assert db["password"] == {"env": "LAKEPORT_POSTGRES_PASSWORD"}
+        assert (db["hostname"], db["port"]) == ("127.0.0.1", 5499)
     logs = loaded["compute_logs"]["config"]
     assert (logs["bucket"], logs["prefix"], logs["upload_interval"], logs["endpoint_url"]) == (
         "logs-bucket", "runs", 7, "http://127.0.0.1:4599"

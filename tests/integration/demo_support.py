@@ -11,6 +11,7 @@ import dagster as dg
 from lakeport.config import parse_platform
 from lakeport.dbt_manifest import prepare_manifest
 from lakeport.platform import Platform
+from lakeport.postgres_storage import instance_storage_config
 from lakeport_demo.build import DBT_PROJECT_DIR
 
 WAREHOUSE_BUCKET = "lakeport-warehouse"
@@ -48,7 +49,8 @@ def postgres_instance(postgres_server, database: str, home: Path):
         "db_name": database,
         "scheme": "postgresql+psycopg2",
     }
-    overrides = {"storage": {"postgres": {"postgres_db": params}}}
+    # lakeport's storage classes, as the chart and `lakeport dev` configure them.
+    overrides = instance_storage_config(params)
     with dg.instance_for_test(overrides=overrides, temp_dir=str(home)) as instance:
         yield instance
 

@@ -71,7 +71,7 @@ def test_every_asset_materialises_and_marts_land_in_iceberg(
     all_checks = asset_graph.asset_check_keys
 
     with postgres_instance(postgres_server, postgres_database, tmp_path / "home") as instance:
-        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.run_storage).__name__ == "PooledPostgresRunStorage"
         result = job.execute_in_process(instance=instance, partition_key=partition)
         assert result.success
 

@@ -1,8 +1,8 @@
 """The Dagster instance (`dagster.yaml`) and workspace of the one-machine platform.
 
 Both come from the same platform model the chart renders its instance ConfigMap from:
-Postgres storage, S3 compute logs, the queued run coordinator with the run queue's
-limits, run monitoring and run retries. What differs is only where things are (local
+Postgres storage (on a connection pool), S3 compute logs, the queued run coordinator with
+the run queue's limits, run monitoring and run retries. What differs is only where things are (local
 ports and directories) and the run launcher: LocalRunLauncher instead of K8sRunLauncher.
 The Postgres password is referenced as an environment variable, never written here.
 """
@@ -13,6 +13,7 @@ import yaml
 
 from lakeport.credentials import POSTGRES_PASSWORD_ENV
 from lakeport.platform import Platform
+from lakeport.postgres_storage import instance_storage_config
 
 LOCAL_RUN_LAUNCHER = {"module": "lakeport.dev.run_launcher", "class": "LocalRunLauncher"}
 
@@ -30,20 +31,17 @@ def dagster_instance_config(platform: Platform, compute_log_dir: Path) -> dict:
         for t in queue.tag_concurrency_limits
     ]
     return {
-        "storage": {
-            "postgres": {
-                "postgres_db": {
-                    "username": pg.user,
-                    "password": {"env": POSTGRES_PASSWORD_ENV},
-                    "hostname": pg.host,
-                    "port": pg.port,
-                    "db_name": pg.dagster_database,
-                    # dagster-postgres itself depends on psycopg2; name the driver so
-                    # SQLAlchemy does not pick another one.
-                    "scheme": "postgresql+psycopg2",
-                },
-            },
-        },
+        # The chart's storage classes: dagster-postgres' on a connection pool.
+        **instance_storage_config({
+            "username": pg.user,
+            "password": {"env": POSTGRES_PASSWORD_ENV},
+            "hostname": pg.host,
+            "port": pg.port,
+            "db_name": pg.dagster_database,
+            # dagster-postgres itself depends on psycopg2; name the driver so SQLAlchemy
+            # does not pick another one.
+            "scheme": "postgresql+psycopg2",
+        }),
         "compute_logs": {
             "module": "dagster_aws.s3.compute_log_manager",
             "class": "S3ComputeLogManager",

@@ -90,19 +90,21 @@ seccomp_profile:
 {{- $fullname := include "lakeport.fullname" . -}}
 telemetry:
   enabled: false
+{{- /* dagster-postgres' storages on a connection pool (lakeport/postgres_storage.py): every
+process here, run workers included, has lakeport installed. */}}
 run_storage:
-  module: dagster_postgres.run_storage
-  class: PostgresRunStorage
+  module: lakeport.postgres_storage
+  class: PooledPostgresRunStorage
   config:
     {{- include "lakeport.postgresDb" . | nindent 4 }}
 event_log_storage:
-  module: dagster_postgres.event_log
-  class: PostgresEventLogStorage
+  module: lakeport.postgres_storage
+  class: PooledPostgresEventLogStorage
   config:
     {{- include "lakeport.postgresDb" . | nindent 4 }}
 schedule_storage:
-  module: dagster_postgres.schedule_storage
-  class: PostgresScheduleStorage
+  module: lakeport.postgres_storage
+  class: PooledPostgresScheduleStorage
   config:
     {{- include "lakeport.postgresDb" . | nindent 4 }}
 run_launcher:

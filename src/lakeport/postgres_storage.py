@@ -1,0 +1,140 @@
+"""Dagster's Postgres storages, holding their connections open between queries.
+
+dagster-postgres opens a new Postgres connection for every statement outside the webserver
+(SQLAlchemy's NullPool): a connection per stored event, and a run stores several events per
+dbt model and test. Each connection is a TCP handshake, a SCRAM password exchange and a
+backend process forked on the server; measured on a 200-model dbt project, half the run
+worker's time went to `psycopg2.connect` (bench/orchestration_overhead.py).
+
+These subclasses keep a small pool instead, in every process that uses the instance (run
+workers, the daemon, the code server). A connection is tested before it is handed out
+(`pool_pre_ping`), so a Postgres restart costs one reconnect instead of a failed query, in
+the webserver too. A pool never crosses a fork: a child process opens its own.
+
+The instance config names these classes in place of dagster-postgres' own (the chart's
+`dagster.yaml` and `lakeport dev`'s); their config is dagster-postgres' config unchanged.
+"""
+
+import copy
+import os
+import weakref
+from typing import Any
+
+import sqlalchemy as db
+from dagster_postgres.event_log import PostgresEventLogStorage
+from dagster_postgres.run_storage import PostgresRunStorage
+from dagster_postgres.schedule_storage import PostgresScheduleStorage
+from dagster_postgres.utils import (
+    create_pg_engine,
+    get_token_provider_from_config,
+    pg_url_from_config,
+    set_pg_statement_timeout,
+)
+
+MODULE = __name__
+# Idle connections kept per storage (three storages per process) and the most opened at
+# once beyond them (concurrent threads in the daemon or webserver).
+POOL_SIZE = 1
+MAX_OVERFLOW = 10
+# Connections older than this are replaced: a server-side idle timeout or a proxy may
+# drop a connection that pre-ping would otherwise have to discover.
+POOL_RECYCLE_SECONDS = 3600
+
+
+def pooled_engine(
+    postgres_url: str,
+    token_provider: Any = None,
+    *,
+    pool_size: int = POOL_SIZE,
+    max_overflow: int = MAX_OVERFLOW,
+    pool_recycle: int = POOL_RECYCLE_SECONDS,
+) -> db.engine.Engine:
+    engine = create_pg_engine(
+        postgres_url,
+        token_provider,
+        isolation_level="AUTOCOMMIT",
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_recycle=pool_recycle,
+        pool_pre_ping=True,
+    )
+    # A forked child must not talk over its parent's sockets: it drops the inherited pool
+    # (without closing the parent's connections) and connects for itself.
+    engine_ref = weakref.ref(engine)
+    os.register_at_fork(after_in_child=lambda: _forget_pool(engine_ref))
+    return engine
+
+
+def _forget_pool(engine_ref: "weakref.ref[db.engine.Engine]") -> None:
+    engine = engine_ref()
+    if engine is not None:
+        engine.dispose(close=False)
+
+
+class _PooledConnections:
+    """Swaps a dagster-postgres storage's NullPool engine for `pooled_engine`."""
+
+    postgres_url: str
+    _token_provider: Any
+    _engine: db.engine.Engine
+
+    def __init__(self, postgres_url, should_autocreate_tables=True, inst_data=None,
+                 token_provider=None):
+        # dagster-postgres creates its tables (if missing) over its own engine first.
+        super().__init__(postgres_url, should_autocreate_tables, inst_data=inst_data,
+                         token_provider=token_provider)
+        self._use_pool()
+
+    def _use_pool(self, **pool: int) -> None:
+        replaced = self._engine
+        self._engine = pooled_engine(self.postgres_url, self._token_provider, **pool)
+        replaced.dispose()
+
+    def optimize_for_webserver(
+        self, statement_timeout: int, pool_recycle: int, max_overflow: int
+    ) -> None:
+        # dagster-postgres' webserver settings (one kept connection, a statement timeout),
+        # with pre-ping added: without it the first query after a Postgres restart fails.
+        self._use_pool(pool_size=1, max_overflow=max_overflow, pool_recycle=pool_recycle)
+        db.event.listen(
+            self._engine,
+            "connect",
+            lambda connection, _record: set_pg_statement_timeout(connection, statement_timeout),
+        )
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        return cls(
+            inst_data=inst_data,
+            postgres_url=pg_url_from_config(config_value),
+            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+            token_provider=get_token_provider_from_config(config_value),
+        )
+
+
+class PooledPostgresRunStorage(_PooledConnections, PostgresRunStorage):
+    """dagster-postgres' run storage on a connection pool."""
+
+
+class PooledPostgresEventLogStorage(_PooledConnections, PostgresEventLogStorage):
+    """dagster-postgres' event log storage on a connection pool."""
+
+
+class PooledPostgresScheduleStorage(_PooledConnections, PostgresScheduleStorage):
+    """dagster-postgres' schedule storage on a connection pool."""
+
+
+def instance_storage_config(postgres_db: dict[str, Any]) -> dict[str, Any]:
+    """The three storage sections of a dagster.yaml, given dagster-postgres' `postgres_db`."""
+    return {
+        section: {
+            "module": MODULE,
+            "class": cls.__name__,
+            "config": {"postgres_db": copy.deepcopy(postgres_db)},
+        }
+        for section, cls in (
+            ("run_storage", PooledPostgresRunStorage),
+            ("event_log_storage", PooledPostgresEventLogStorage),
+            ("schedule_storage", PooledPostgresScheduleStorage),
+        )
+    }

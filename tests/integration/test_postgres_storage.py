@@ -1,0 +1,175 @@
+"""lakeport's pooled Postgres storages against a real PostgreSQL server: connections are
+reused, a Postgres restart costs no failed query, and a forked child never shares its
+parent's connection."""
+
+import os
+import secrets
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as db
+from dagster._core.events import DagsterEventType
+
+from lakeport.dev.ports import free_port
+from lakeport.dev.postgres import PostgresServer
+from lakeport.postgres_storage import (
+    PooledPostgresEventLogStorage,
+    PooledPostgresRunStorage,
+    PooledPostgresScheduleStorage,
+    instance_storage_config,
+)
+
+EVENTS = 40
+
+
+def postgres_db(server: PostgresServer, database: str) -> dict:
+    return {
+        "username": server.user,
+        "password": server.password,
+        "hostname": server.host,
+        "port": server.port,
+        "db_name": database,
+        "scheme": "postgresql+psycopg2",
+    }
+
+
+@contextmanager
+def instance_with(storage_config: dict, home: Path):
+    home.mkdir(parents=True, exist_ok=True)
+    with dg.instance_for_test(overrides=storage_config, temp_dir=str(home)) as instance:
+        yield instance
+
+
+def stock_storage_config(params: dict) -> dict:
+    """dagster-postgres' own classes, for comparison."""
+    return {"storage": {"postgres": {"postgres_db": params}}}
+
+
+@contextmanager
+def counting_connects():
+    """How many new DBAPI connections any SQLAlchemy engine opens inside the block."""
+    opened = []
+
+    def on_connect(_dbapi_connection, _record):
+        opened.append(1)
+
+    db.event.listen(db.engine.Engine, "connect", on_connect)
+    try:
+        yield opened
+    finally:
+        db.event.remove(db.engine.Engine, "connect", on_connect)
+
+
+def store_engine_events(instance, run_id: str, count: int) -> None:
+    for index in range(count):
+        instance.report_engine_event(f"event {index}", run_id=run_id, job_name="pool_job")
+
+
+def stored_messages(instance, run_id: str) -> list[str]:
+    return [
+        record.event_log_entry.dagster_event.message
+        for record in instance.get_records_for_run(
+            run_id, of_type=DagsterEventType.ENGINE_EVENT
+        ).records
+    ]
+
+
+def test_the_instance_config_names_the_pooled_classes(postgres_server, postgres_database,
+                                                       tmp_path):
+    config = instance_storage_config(postgres_db(postgres_server, postgres_database))
+    with instance_with(config, tmp_path) as instance:
+        assert isinstance(instance.run_storage, PooledPostgresRunStorage)
+        assert isinstance(instance.event_log_storage, PooledPostgresEventLogStorage)
+        assert isinstance(instance.schedule_storage, PooledPostgresScheduleStorage)
+        # The secret stays where it was put: the three sections are separate copies.
+        config["run_storage"]["config"]["postgres_db"]["password"] = "changed"
+        assert config["event_log_storage"]["config"]["postgres_db"]["password"] != "changed"
+
+
+def test_events_are_stored_over_reused_connections(postgres_server, postgres_database,
+                                                   tmp_path):
+    params = postgres_db(postgres_server, postgres_database)
+    with instance_with(instance_storage_config(params), tmp_path / "pooled") as instance:
+        store_engine_events(instance, "warm-up", 1)
+        with counting_connects() as opened:
+            store_engine_events(instance, "pooled-run", EVENTS)
+        assert stored_messages(instance, "pooled-run") == [f"event {i}" for i in range(EVENTS)]
+    assert len(opened) <= 1, f"{len(opened)} connections opened for {EVENTS} events"
+
+    # What the pool saves: dagster-postgres' own storage connects for every event.
+    with instance_with(stock_storage_config(params), tmp_path / "stock") as instance:
+        with counting_connects() as stock_opened:
+            store_engine_events(instance, "stock-run", EVENTS)
+    assert len(stock_opened) >= EVENTS
+
+
+@pytest.fixture
+def restartable_postgres():
+    """A server of this test's own: the test stops and starts it."""
+    data_dir = Path(tempfile.mkdtemp(prefix="lakeport-pg-restart-"))
+    server = PostgresServer(data_dir=data_dir, port=free_port(),
+                            password=secrets.token_urlsafe(16), durable=False)
+    server.start()
+    server.ensure_database("dagster")
+    yield server
+    server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.mark.parametrize("webserver", [False, True], ids=["worker", "webserver"])
+def test_a_postgres_restart_costs_no_failed_query(restartable_postgres, tmp_path, webserver):
+    params = postgres_db(restartable_postgres, "dagster")
+    with instance_with(instance_storage_config(params), tmp_path) as instance:
+        if webserver:
+            # What dagster-webserver does to its instance on start.
+            instance.optimize_for_webserver(
+                statement_timeout=5000, pool_recycle=3600, max_overflow=20
+            )
+        store_engine_events(instance, "before", 1)
+        assert instance.get_runs() == []
+
+        restartable_postgres.stop()
+        restartable_postgres.start()
+
+        # Every pooled connection died with the server; none of them reaches a caller.
+        assert instance.get_runs() == []
+        store_engine_events(instance, "after", 1)
+        assert stored_messages(instance, "after") == ["event 0"]
+        assert instance.schedule_storage.all_instigator_state() == []
+
+
+def _backend_pid(instance) -> int:
+    # The run storage's own pool, through its public connect().
+    with instance.run_storage.connect() as conn:
+        return conn.execute(db.text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def test_a_forked_child_opens_its_own_connection(postgres_server, postgres_database, tmp_path):
+    params = postgres_db(postgres_server, postgres_database)
+    with instance_with(instance_storage_config(params), tmp_path) as instance:
+        parent_pid = _backend_pid(instance)
+        assert _backend_pid(instance) == parent_pid  # the pool hands the same one back
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                os.close(read_end)
+                os.write(write_end, str(_backend_pid(instance)).encode())
+                store_engine_events(instance, "from-child", 1)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        with os.fdopen(read_end) as reader:
+            child_backend = int(reader.read() or 0)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert child_backend not in (0, parent_pid)
+        # The parent's connection survived the child (which did not close it) and works.
+        assert _backend_pid(instance) == parent_pid
+        assert stored_messages(instance, "from-child") == ["event 0"]
