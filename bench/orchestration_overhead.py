@@ -202,16 +202,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         project_dir = generate(workdir / "project", args.models, raw_rows=args.raw_rows)
         # Both sides start with dbt's parse state warm, as a user's second run would:
-        # lakeport's from preparing the manifest (as the image build does), bare's here.
-        prepare_manifest(project_dir)
-        bare_dbt("parse", project_dir, workdir / "parse.duckdb")
+        # lakeport's from preparing the manifest for its runs' database (as the image
+        # build does for a run pod's), bare's from a parse for its own. Each side builds
+        # into the same file every run (removed first), as a pod's spill volume or a
+        # user's profile would: dbt re-parses everything when that path changes.
+        bare_database, lakeport_database = workdir / "bare.duckdb", workdir / "lakeport.duckdb"
+        prepare_manifest(project_dir, duckdb_path=lakeport_database)
+        bare_dbt("parse", project_dir, bare_database)
         server.start()
         server.ensure_database("dagster")
         home = dagster_home(workdir / "dagster_home", server)
         for run in range(args.runs):
             # Alternated, so noise from elsewhere on the machine lands on both sides.
-            bare.append(run_bare(project_dir, workdir / f"bare-{run}.duckdb"))
-            lakeport.append(run_lakeport(project_dir, workdir / f"lakeport-{run}.duckdb",
+            bare_database.unlink(missing_ok=True)
+            bare.append(run_bare(project_dir, bare_database))
+            lakeport_database.unlink(missing_ok=True)
+            lakeport.append(run_lakeport(project_dir, lakeport_database,
                                          workdir / f"data-{run}", home, password))
             print(f"  run {run + 1}/{args.runs}: bare {bare[-1]['wall_seconds']:.2f} s, "
                   f"lakeport {lakeport[-1]['wall_seconds']:.2f} s", flush=True)

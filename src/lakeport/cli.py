@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from lakeport.config import PlatformFileError, load_platform
+from lakeport.dbt_manifest import RUN_POD_DUCKDB_PATH
 from lakeport.schema import values_schema_json, values_yaml
 
 
@@ -33,7 +34,8 @@ def _prepare_dbt(args) -> int:
     from lakeport.dbt_manifest import prepare_manifest
 
     try:
-        print(prepare_manifest(args.project_dir, if_stale=args.if_stale))
+        print(prepare_manifest(args.project_dir, if_stale=args.if_stale,
+                               duckdb_path=args.duckdb_path))
     except (FileNotFoundError, RuntimeError) as exc:
         print(f"lakeport prepare-dbt: {exc}", file=sys.stderr)
         return 1
@@ -66,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("project_dir", metavar="PROJECT_DIR", help="holds dbt_project.yml")
     prepare.add_argument(
         "--if-stale", action="store_true", help="keep a manifest newer than the project files"
+    )
+    prepare.add_argument(
+        "--duckdb-path", default=RUN_POD_DUCKDB_PATH,
+        help="the database file runs will use (LAKEPORT_DUCKDB_PATH), so they start from "
+        "this parse instead of parsing again (default: a run pod's, %(default)s)",
     )
     prepare.set_defaults(run=_prepare_dbt)
 

@@ -13,7 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lakeport.profiles import SPILL_MOUNT_PATH
+
 MANIFEST = Path("target") / "manifest.json"
+# Where dbt-duckdb keeps a run's database: a lakeport dbt project's profiles.yml reads
+# this variable for its `path`.
+DUCKDB_PATH_ENV = "LAKEPORT_DUCKDB_PATH"
+# That database in a run pod, on its spill volume: what the image build parses for.
+RUN_POD_DUCKDB_PATH = f"{SPILL_MOUNT_PATH}/lakehouse.duckdb"
 
 
 class ManifestMissingError(RuntimeError):
@@ -42,9 +49,20 @@ def manifest_is_current(project_dir: str | Path) -> bool:
     return manifest.stat().st_mtime >= newest
 
 
-def prepare_manifest(project_dir: str | Path, *, if_stale: bool = False) -> Path:
+def prepare_manifest(
+    project_dir: str | Path,
+    *,
+    if_stale: bool = False,
+    duckdb_path: str | Path = RUN_POD_DUCKDB_PATH,
+) -> Path:
     """Run `dbt parse` on the project (its own profiles.yml); return the manifest's path.
-    With `if_stale`, an up-to-date manifest is kept as it is."""
+    With `if_stale`, an up-to-date manifest is kept as it is.
+
+    The parse is made for runs whose database is `duckdb_path`. dbt saves its parse state
+    (target/partial_parse.msgpack, which dagster-dbt hands to every dbt it starts) with a
+    hash of the rendered profile, and the profile names the database file: a run whose
+    path differs re-parses the whole project first (3 s of a 200-model build here).
+    """
     project_dir = Path(project_dir).resolve()
     if not (project_dir / "dbt_project.yml").is_file():
         raise FileNotFoundError(f"{project_dir} has no dbt_project.yml")
@@ -57,6 +75,7 @@ def prepare_manifest(project_dir: str | Path, *, if_stale: bool = False) -> Path
     ]
     # A stray DBT_TARGET_PATH (dagster-dbt sets one per invocation) would move the manifest.
     env = {k: v for k, v in os.environ.items() if k not in ("DBT_TARGET_PATH", "DBT_LOG_PATH")}
+    env[DUCKDB_PATH_ENV] = str(duckdb_path)
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=project_dir)
     path = manifest_path(project_dir)
     if result.returncode != 0 or not path.is_file():

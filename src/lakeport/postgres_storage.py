@@ -7,9 +7,11 @@ backend process forked on the server; measured on a 200-model dbt project, half 
 worker's time went to `psycopg2.connect` (bench/orchestration_overhead.py).
 
 These subclasses keep a small pool instead, in every process that uses the instance (run
-workers, the daemon, the code server). A connection is tested before it is handed out
-(`pool_pre_ping`), so a Postgres restart costs one reconnect instead of a failed query, in
-the webserver too. A pool never crosses a fork: a child process opens its own.
+workers, the daemon, the code server). A connection that has sat idle is tested before it
+is handed out, so a Postgres restart costs a reconnect instead of a failed query, in the
+webserver too; one in steady use is not (a test per checkout cost a run worker 5%: it
+checks out connections thousands of times a run). A pool never crosses a fork: a child
+process opens its own.
 
 The instance config names these classes in place of dagster-postgres' own (the chart's
 `dagster.yaml` and `lakeport dev`'s); their config is dagster-postgres' config unchanged.
@@ -17,6 +19,7 @@ The instance config names these classes in place of dagster-postgres' own (the c
 
 import copy
 import os
+import time
 import weakref
 from typing import Any
 
@@ -32,13 +35,16 @@ from dagster_postgres.utils import (
 )
 
 MODULE = __name__
-# Idle connections kept per storage (three storages per process) and the most opened at
-# once beyond them (concurrent threads in the daemon or webserver).
-POOL_SIZE = 1
+# Connections kept per storage (three storages per process): two, because the event log
+# storage opens a second connection while holding one (asset event tags). The most opened
+# at once beyond them (concurrent threads in the daemon or webserver):
+POOL_SIZE = 2
 MAX_OVERFLOW = 10
 # Connections older than this are replaced: a server-side idle timeout or a proxy may
-# drop a connection that pre-ping would otherwise have to discover.
+# drop a connection that the idle test would otherwise have to discover.
 POOL_RECYCLE_SECONDS = 3600
+# A connection idle for longer than this is tested (`SELECT 1`) before it is handed out.
+IDLE_PING_SECONDS = 2.0
 
 
 def pooled_engine(
@@ -56,13 +62,34 @@ def pooled_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=pool_recycle,
-        pool_pre_ping=True,
     )
+    db.event.listen(engine, "checkin", _mark_idle)
+    db.event.listen(engine, "checkout", _ping_if_idle)
     # A forked child must not talk over its parent's sockets: it drops the inherited pool
     # (without closing the parent's connections) and connects for itself.
     engine_ref = weakref.ref(engine)
     os.register_at_fork(after_in_child=lambda: _forget_pool(engine_ref))
     return engine
+
+
+def _mark_idle(_dbapi_connection, record) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
+    idle_since = record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+    except Exception as error:
+        # The pool drops this connection and hands out a fresh one (SQLAlchemy's
+        # documented contract for a checkout listener).
+        raise db.exc.DisconnectionError(f"pooled Postgres connection is gone: {error}") from error
 
 
 def _forget_pool(engine_ref: "weakref.ref[db.engine.Engine]") -> None:
@@ -94,7 +121,7 @@ class _PooledConnections:
         self, statement_timeout: int, pool_recycle: int, max_overflow: int
     ) -> None:
         # dagster-postgres' webserver settings (one kept connection, a statement timeout),
-        # with pre-ping added: without it the first query after a Postgres restart fails.
+        # with the idle test added: without it the first query after a Postgres restart fails.
         self._use_pool(pool_size=1, max_overflow=max_overflow, pool_recycle=pool_recycle)
         db.event.listen(
             self._engine,

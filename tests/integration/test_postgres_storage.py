@@ -6,6 +6,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from dagster._core.events import DagsterEventType
 from lakeport.dev.ports import free_port
 from lakeport.dev.postgres import PostgresServer
 from lakeport.postgres_storage import (
+    IDLE_PING_SECONDS,
     PooledPostgresEventLogStorage,
     PooledPostgresRunStorage,
     PooledPostgresScheduleStorage,
@@ -134,6 +136,8 @@ def test_a_postgres_restart_costs_no_failed_query(restartable_postgres, tmp_path
 
         restartable_postgres.stop()
         restartable_postgres.start()
+        # As after any outage a caller notices: the pooled connections have sat idle.
+        time.sleep(IDLE_PING_SECONDS)
 
         # Every pooled connection died with the server; none of them reaches a caller.
         assert instance.get_runs() == []

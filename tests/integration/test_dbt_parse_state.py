@@ -1,0 +1,106 @@
+"""dbt under lakeport's op starts from the parse the manifest was prepared with, and keeps
+no log file of its own unless the run's environment asks for one.
+
+A run pod's dbt must not parse the whole project again: `lakeport prepare-dbt` (the image
+build) parses for the database path runs use, and dbt keeps that parse only while the
+profile it renders is the same. Real dbt, DuckDB and Dagster; dbt's own debug log (turned
+on with DBT_LOG_LEVEL_FILE) says which parse it did.
+"""
+
+import dagster as dg
+import pytest
+
+from lakeport.config import parse_platform
+from lakeport.dbt_manifest import DUCKDB_PATH_ENV, prepare_manifest
+from lakeport.lakehouse import build_lakehouse_definitions
+
+FULL_PARSE = "Unable to do partial parsing"
+REUSED_PARSE = "Nothing changed, skipping partial parsing"
+
+
+PROFILES_YML = """\
+parse_state:
+  target: run
+  outputs:
+    run:
+      type: duckdb
+      path: "{{ env_var('LAKEPORT_DUCKDB_PATH', 'target/parse_state.duckdb') }}"
+      threads: 1
+      plugins:
+        - module: lakeport.dbt_duckdb_plugin
+"""
+
+
+def write_project(project_dir):
+    """A small lakeport dbt project: a staging view and a table over it, with tests."""
+    (project_dir / "models" / "staging").mkdir(parents=True)
+    (project_dir / "models" / "intermediate").mkdir(parents=True)
+    (project_dir / "dbt_project.yml").write_text(
+        "name: parse_state\nversion: '1.0.0'\nconfig-version: 2\nprofile: parse_state\n"
+        "models:\n  parse_state:\n    staging: {+materialized: view}\n"
+        "    intermediate: {+materialized: table}\n"
+    )
+    (project_dir / "profiles.yml").write_text(PROFILES_YML)
+    (project_dir / "models" / "staging" / "stg_numbers.sql").write_text(
+        "select i as id from range(100) t(i)\n"
+    )
+    (project_dir / "models" / "intermediate" / "int_even.sql").write_text(
+        "select id from {{ ref('stg_numbers') }} where id % 2 = 0\n"
+    )
+    (project_dir / "models" / "intermediate" / "_intermediate.yml").write_text(
+        "version: 2\nmodels:\n  - name: int_even\n"
+        "    columns:\n      - name: id\n        data_tests: [not_null, unique]\n"
+    )
+    return project_dir
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("parse-state")
+    project_dir = write_project(root / "project")
+    database = root / "run.duckdb"
+    prepare_manifest(project_dir, duckdb_path=database)
+    return project_dir, database
+
+
+def run_job(project_dir, data_dir, monkeypatch, database, log_level_file=None):
+    """One lakehouse_job run; returns the target directory of the dbt it started."""
+    monkeypatch.setenv(DUCKDB_PATH_ENV, str(database))
+    if log_level_file:
+        monkeypatch.setenv("DBT_LOG_LEVEL_FILE", log_level_file)
+    else:
+        monkeypatch.delenv("DBT_LOG_LEVEL_FILE", raising=False)
+    before = set((project_dir / "target").iterdir())
+    platform = parse_platform(f"dev: {{dataDir: '{data_dir}'}}\n")
+    defs = build_lakehouse_definitions(project_dir, platform, partitions_start_date="2025-01-01")
+    database.unlink(missing_ok=True)
+    result = defs.resolve_job_def("lakehouse_job").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral()
+    )
+    assert result.success
+    [invocation] = [p for p in set((project_dir / "target").iterdir()) - before if p.is_dir()]
+    return invocation
+
+
+def test_a_run_on_the_prepared_path_reuses_the_parse(project, tmp_path, monkeypatch):
+    project_dir, database = project
+    target = run_job(project_dir, tmp_path, monkeypatch, database, log_level_file="debug")
+    log = (target / "dbt.log").read_text()
+    assert REUSED_PARSE in log
+    assert FULL_PARSE not in log
+
+
+def test_a_run_on_another_path_parses_again(project, tmp_path, monkeypatch):
+    # What every run did before the manifest was prepared for the runs' path.
+    project_dir, _database = project
+    target = run_job(project_dir, tmp_path, monkeypatch, tmp_path / "elsewhere.duckdb",
+                     log_level_file="debug")
+    log = (target / "dbt.log").read_text()
+    assert f"{FULL_PARSE} because profile has changed" in log
+
+
+def test_dbt_writes_no_log_file_unless_asked(project, tmp_path, monkeypatch):
+    project_dir, database = project
+    target = run_job(project_dir, tmp_path, monkeypatch, database)
+    assert (target / "run_results.json").is_file()
+    assert not (target / "dbt.log").exists()
