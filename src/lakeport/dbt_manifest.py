@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
+
 from lakeport.profiles import SPILL_MOUNT_PATH
 
 MANIFEST = Path("target") / "manifest.json"
@@ -130,7 +132,7 @@ def load_manifest(project_dir: str | Path) -> dict:
             f"{path} does not exist: prepare the dbt manifest first with "
             f"`lakeport prepare-dbt {project_dir}` (the image build does this)"
         )
-    manifest = json.loads(path.read_text())
+    manifest = orjson.loads(path.read_bytes())
     check_no_cycle(manifest, path)
     return manifest
 
