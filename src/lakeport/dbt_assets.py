@@ -3,7 +3,11 @@
 One op runs `dbt build` for whatever the run selected, so models and their tests run in
 one DuckDB process held to the run's derived settings. Daily-partitioned models (those
 with `meta.lakeport.partition_column`) get their own op, because one op has one
-partitions definition; a partitioned run passes its day window to dbt as vars.
+partitions definition; a partitioned run passes its day window to dbt in the environment
+(LAKEPORT_PARTITION_START, LAKEPORT_PARTITION_END: ISO dates, end exclusive), which the
+model reads with `env_var()`. Not as `--vars`: dbt throws its whole saved parse away when
+the command-line vars change, while a changed environment variable re-parses only the
+files that read it.
 
 dbt's events reach Dagster as dbt produces them. After dbt finishes (it holds DuckDB's
 write lock while it runs) the op publishes each built mart to the Iceberg catalog; a
@@ -18,7 +22,6 @@ policy, as is anything else (the catalog, S3).
 
 import contextlib
 import importlib.metadata
-import json
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -51,6 +54,9 @@ from lakeport.translator import LakeportDbtTranslator, is_published, model_optio
 # target directory.
 DBT_LOG_LEVEL_FILE_ENV = "DBT_LOG_LEVEL_FILE"
 DEFAULT_DBT_LOG_LEVEL_FILE = "none"
+# A partitioned run's day window, for the partitioned models' SQL.
+PARTITION_START_ENV = "LAKEPORT_PARTITION_START"
+PARTITION_END_ENV = "LAKEPORT_PARTITION_END"
 DEFAULT_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL)
 # dbt failures that say nothing about the SQL: waiting and trying again can succeed.
 TRANSIENT_DBT_ERRORS = (
@@ -171,13 +177,6 @@ class _DbtBuild:
         database = duckdb_database_path(platform)
         database.parent.mkdir(parents=True, exist_ok=True)
 
-        args: list[str] = ["build"]
-        days = None
-        if context.assets_def.partitions_def is not None:
-            window = context.partition_time_window
-            days = (window.start.date(), window.end.date())
-            args += ["--vars", json.dumps({"min_date": str(days[0]), "max_date": str(days[1])})]
-
         environment = {
             SETTINGS_ENV: settings.to_json(),
             DUCKDB_PATH_ENV: str(database),
@@ -185,9 +184,15 @@ class _DbtBuild:
                 DBT_LOG_LEVEL_FILE_ENV, DEFAULT_DBT_LOG_LEVEL_FILE
             ),
         }
+        days = None
+        if context.assets_def.partitions_def is not None:
+            window = context.partition_time_window
+            days = (window.start.date(), window.end.date())
+            environment.update({PARTITION_START_ENV: str(days[0]), PARTITION_END_ENV: str(days[1])})
+
         with _environment(environment):
             # dbt starts here, and takes the variables with it.
-            invocation = dbt.cli(args, context=context, raise_on_error=False)
+            invocation = dbt.cli(["build"], context=context, raise_on_error=False)
 
         # Events go to Dagster as dbt produces them, so Dagster's handling of each
         # overlaps dbt's run. Only a mart published to Iceberg waits (its Output and

@@ -1,5 +1,6 @@
-"""dbt under lakeport's op starts from the parse the manifest was prepared with, and keeps
-no log file of its own unless the run's environment asks for one.
+"""dbt under lakeport's op starts from the parse the manifest was prepared with (a
+partitioned run too: its day window re-parses only the model that reads it), and keeps no
+log file of its own unless the run's environment asks for one.
 
 A run pod's dbt must not parse the whole project again: `lakeport prepare-dbt` (the image
 build) parses for the database path runs use, and dbt keeps that parse only while the
@@ -7,7 +8,10 @@ profile it renders is the same. Real dbt, DuckDB and Dagster; dbt's own debug lo
 on with DBT_LOG_LEVEL_FILE) says which parse it did.
 """
 
+from datetime import date
+
 import dagster as dg
+import duckdb
 import pytest
 
 from lakeport.config import parse_platform
@@ -32,7 +36,8 @@ parse_state:
 
 
 def write_project(project_dir):
-    """A small lakeport dbt project: a staging view and a table over it, with tests."""
+    """A small lakeport dbt project: a staging view, a table over it with tests, and a
+    daily-partitioned table reading its run's window."""
     (project_dir / "models" / "staging").mkdir(parents=True)
     (project_dir / "models" / "intermediate").mkdir(parents=True)
     (project_dir / "dbt_project.yml").write_text(
@@ -47,9 +52,19 @@ def write_project(project_dir):
     (project_dir / "models" / "intermediate" / "int_even.sql").write_text(
         "select id from {{ ref('stg_numbers') }} where id % 2 = 0\n"
     )
+    (project_dir / "models" / "intermediate" / "int_daily.sql").write_text(
+        "select date '2025-01-01' + id::integer as day, id from {{ ref('stg_numbers') }}\n"
+        "where id < 10\n"
+        "  and date '2025-01-01' + id::integer"
+        " >= date '{{ env_var('LAKEPORT_PARTITION_START', '1900-01-01') }}'\n"
+        "  and date '2025-01-01' + id::integer"
+        " < date '{{ env_var('LAKEPORT_PARTITION_END', '2999-01-01') }}'\n"
+    )
     (project_dir / "models" / "intermediate" / "_intermediate.yml").write_text(
         "version: 2\nmodels:\n  - name: int_even\n"
         "    columns:\n      - name: id\n        data_tests: [not_null, unique]\n"
+        "  - name: int_daily\n"
+        "    config: {meta: {lakeport: {partition_column: day}}}\n"
     )
     return project_dir
 
@@ -63,8 +78,10 @@ def project(tmp_path_factory):
     return project_dir, database
 
 
-def run_job(project_dir, data_dir, monkeypatch, database, log_level_file=None):
-    """One lakehouse_job run; returns the target directory of the dbt it started."""
+def run_job(project_dir, data_dir, monkeypatch, database, log_level_file=None,
+            partition="2025-01-03"):
+    """One lakehouse_job run of a day; returns the target directories of the two dbt
+    invocations it started (its unpartitioned op's and its partitioned op's)."""
     monkeypatch.setenv(DUCKDB_PATH_ENV, str(database))
     if log_level_file:
         monkeypatch.setenv("DBT_LOG_LEVEL_FILE", log_level_file)
@@ -75,32 +92,44 @@ def run_job(project_dir, data_dir, monkeypatch, database, log_level_file=None):
     defs = build_lakehouse_definitions(project_dir, platform, partitions_start_date="2025-01-01")
     database.unlink(missing_ok=True)
     result = defs.resolve_job_def("lakehouse_job").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral()
+        instance=dg.DagsterInstance.ephemeral(), partition_key=partition
     )
     assert result.success
-    [invocation] = [p for p in set((project_dir / "target").iterdir()) - before if p.is_dir()]
-    return invocation
+    invocations = sorted(p for p in set((project_dir / "target").iterdir()) - before
+                         if p.is_dir())
+    assert [p.name.split("-")[0] for p in invocations] == ["dbt_daily_models", "dbt_models"]
+    return invocations
 
 
 def test_a_run_on_the_prepared_path_reuses_the_parse(project, tmp_path, monkeypatch):
     project_dir, database = project
-    target = run_job(project_dir, tmp_path, monkeypatch, database, log_level_file="debug")
-    log = (target / "dbt.log").read_text()
+    daily, models = run_job(project_dir, tmp_path, monkeypatch, database,
+                            log_level_file="debug")
+    log = (models / "dbt.log").read_text()
     assert REUSED_PARSE in log
     assert FULL_PARSE not in log
+    # The partitioned run re-parsed the one file that reads the changed window ...
+    daily_log = (daily / "dbt.log").read_text()
+    assert FULL_PARSE not in daily_log
+    assert "Partial parsing: updated file: parse_state://models/intermediate/int_daily.sql" \
+        in daily_log
+    # ... and built exactly its day.
+    with duckdb.connect(str(database), read_only=True) as connection:
+        days = connection.execute("select day from int_daily").fetchall()
+    assert days == [(date(2025, 1, 3),)]
 
 
 def test_a_run_on_another_path_parses_again(project, tmp_path, monkeypatch):
     # What every run did before the manifest was prepared for the runs' path.
     project_dir, _database = project
-    target = run_job(project_dir, tmp_path, monkeypatch, tmp_path / "elsewhere.duckdb",
-                     log_level_file="debug")
-    log = (target / "dbt.log").read_text()
+    _daily, models = run_job(project_dir, tmp_path, monkeypatch,
+                             tmp_path / "elsewhere.duckdb", log_level_file="debug")
+    log = (models / "dbt.log").read_text()
     assert f"{FULL_PARSE} because profile has changed" in log
 
 
 def test_dbt_writes_no_log_file_unless_asked(project, tmp_path, monkeypatch):
     project_dir, database = project
-    target = run_job(project_dir, tmp_path, monkeypatch, database)
-    assert (target / "run_results.json").is_file()
-    assert not (target / "dbt.log").exists()
+    for target in run_job(project_dir, tmp_path, monkeypatch, database):
+        assert (target / "run_results.json").is_file()
+        assert not (target / "dbt.log").exists()

@@ -1,5 +1,6 @@
--- One row per order, built one day at a time: a run for a daily partition passes
--- min_date/max_date and replaces exactly that day.
+-- One row per order, built one day at a time: a run for a daily partition sets
+-- LAKEPORT_PARTITION_START/END (end exclusive) and replaces exactly that day; without
+-- them (a dbt build by hand) every day is built.
 {{ config(materialized='incremental', unique_key='order_id', incremental_strategy='delete+insert') }}
 select
     order_id,
@@ -9,5 +10,5 @@ select
     amount_paid,
     status = 'returned' as is_returned
 from {{ ref('int_orders_enriched') }}
-where order_date >= date '{{ var("min_date") }}'
-  and order_date < date '{{ var("max_date") }}'
+where order_date >= date '{{ env_var("LAKEPORT_PARTITION_START", "1900-01-01") }}'
+  and order_date < date '{{ env_var("LAKEPORT_PARTITION_END", "2999-01-01") }}'
