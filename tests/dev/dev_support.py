@@ -138,12 +138,45 @@ class DevPlatformProcess:
         return [port for port in self.ports if port_in_use(port)]
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        request = urllib.request.Request(
-            self.url + "/graphql",
-            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            body = json.load(response)
-        assert "errors" not in body, body
-        return body["data"]
+        return graphql(self.url, query, variables)
+
+
+# --- Dagster's GraphQL API, as the UI uses it (tests/dev and tests/reliability) -------------
+
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+
+
+def graphql(url: str, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
+    """POST one query to the webserver at `url`; its `data` (GraphQL errors fail the test)."""
+    request = urllib.request.Request(
+        url + "/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        body = json.load(response)
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def launch_run(platform, location: str, job: str, run_config: dict | None = None,
+               tags: dict | None = None) -> str:
+    """Launch `job` of the code location through `platform.graphql`; the new run's id."""
+    params = {
+        "selector": {"repositoryLocationName": location, "repositoryName": "__repository__",
+                     "jobName": job},
+        "runConfigData": run_config or {},
+        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
+    }
+    result = platform.graphql(LAUNCH, {"params": params})["launchRun"]
+    assert result["__typename"] == "LaunchRunSuccess", result
+    return result["run"]["runId"]

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from dagster import DagsterEventType, EventLogEntry
 from dagster._serdes import deserialize_value
-from dev_support import DevPlatformProcess, make_data_dir
+from dev_support import DevPlatformProcess, launch_run, make_data_dir
 
 from lakeport.catalog import load_catalog
 from lakeport.config import PLATFORM_FILE_ENV, load_platform
@@ -24,17 +24,6 @@ from lakeport.profiles import PROFILE_TAG
 JOB = "lakehouse_job"
 LOCATION = "demo"
 RUN_TIMEOUT = 420
-
-LAUNCH = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}"""
 
 RUN_STATUS = """
 query Run($runId: ID!) { runOrError(runId: $runId) { ... on Run { status } } }"""
@@ -81,17 +70,7 @@ def demo_defs(effective_platform):
 
 def _launch_demo_job(platform_process) -> str:
     partition = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
-    params = {
-        "selector": {
-            "repositoryLocationName": LOCATION,
-            "repositoryName": "__repository__",
-            "jobName": JOB,
-        },
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
-    }
-    launched = platform_process.graphql(LAUNCH, {"params": params})["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    return launched["run"]["runId"]
+    return launch_run(platform_process, LOCATION, JOB, tags={"dagster/partition": partition})
 
 
 def _wait_for_status(platform_process, run_id, statuses, timeout=RUN_TIMEOUT) -> str:

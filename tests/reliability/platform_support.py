@@ -12,16 +12,15 @@ pytest that would also kill the session's PostgreSQL and moto fixtures, so `shut
 stops only what this platform started.
 """
 
-import json
 import os
 import signal
 import time
-import urllib.request
 from pathlib import Path
 
 import psycopg
 import yaml
 from dagster import DagsterInstance
+from dev_support import graphql, launch_run
 
 from lakeport.dev.ports import free_port
 from lakeport.dev.processes import ServiceProcess
@@ -127,15 +126,7 @@ class FaultPlatform:
         return self.dev.webserver_url
 
     def graphql(self, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
-        request = urllib.request.Request(
-            self.url + "/graphql",
-            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = json.load(response)
-        assert "errors" not in body, body
-        return body["data"]
+        return graphql(self.url, query, variables, timeout)
 
     def postgres(self) -> psycopg.Connection:
         return self.dev.postgres.connect(self.platform.postgres.dagster_database,
@@ -150,28 +141,9 @@ class FaultPlatform:
         return (self.dev.logs_dir / name).read_text(errors="replace")
 
 
-LAUNCH = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}"""
-
-
 def launch(platform: FaultPlatform, job: str, run_config: dict | None = None,
            tags: dict | None = None) -> str:
-    params = {
-        "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__",
-                     "jobName": job},
-        "runConfigData": run_config or {},
-        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
-    }
-    result = platform.graphql(LAUNCH, {"params": params})["launchRun"]
-    assert result["__typename"] == "LaunchRunSuccess", result
-    return result["run"]["runId"]
+    return launch_run(platform, LOCATION, job, run_config, tags)
 
 
 def tiny_config(seconds: float) -> dict:
