@@ -95,20 +95,15 @@ def child(project_dir: Path, data_dir: Path) -> int:
 
 def dagster_home(root: Path, server) -> Path:
     """A DAGSTER_HOME whose dagster.yaml puts run/event/schedule storage in Postgres."""
-    from lakeport.postgres_storage import instance_storage_config
+    from lakeport.postgres_storage import instance_storage_config, postgres_db_config
 
     root.mkdir(parents=True, exist_ok=True)
     config = {
         # lakeport's storage classes, as the chart's and `lakeport dev`'s dagster.yaml name them.
-        **instance_storage_config({
-            "username": server.user,
-            "password": {"env": PASSWORD_ENV},
-            "hostname": server.host,
-            "port": server.port,
-            "db_name": "dagster",
-            # As lakeport's instance config: dagster-postgres' NOTIFY needs psycopg2.
-            "scheme": "postgresql+psycopg2",
-        }),
+        **instance_storage_config(postgres_db_config(
+            username=server.user, password={"env": PASSWORD_ENV}, hostname=server.host,
+            port=server.port, db_name="dagster",
+        )),
         "telemetry": {"enabled": False},
     }
     (root / "dagster.yaml").write_text(yaml.safe_dump(config))

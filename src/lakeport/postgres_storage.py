@@ -151,8 +151,26 @@ class PooledPostgresScheduleStorage(_PooledConnections, PostgresScheduleStorage)
     """dagster-postgres' schedule storage on a connection pool."""
 
 
+def postgres_db_config(
+    *, username: str, password: str | dict, hostname: str, port: int, db_name: str
+) -> dict[str, Any]:
+    """dagster-postgres' `postgres_db` block (`password` a value or `{"env": NAME}`)."""
+    return {
+        "username": username,
+        "password": password,
+        "hostname": hostname,
+        "port": port,
+        "db_name": db_name,
+        # psycopg2, not psycopg 3 (SQLAlchemy 2.1's default for postgresql://):
+        # dagster-postgres sends `NOTIFY run_events, %s`, which psycopg 3's server-side
+        # binding rejects. The chart's dagster.yaml names it too.
+        "scheme": "postgresql+psycopg2",
+    }
+
+
 def instance_storage_config(postgres_db: dict[str, Any]) -> dict[str, Any]:
-    """The three storage sections of a dagster.yaml, given dagster-postgres' `postgres_db`."""
+    """The three storage sections of a dagster.yaml, given dagster-postgres' `postgres_db`
+    (`postgres_db_config`)."""
     return {
         section: {
             "module": MODULE,

@@ -11,7 +11,7 @@ import dagster as dg
 from lakeport.config import parse_platform
 from lakeport.dbt_manifest import prepare_manifest
 from lakeport.platform import Platform
-from lakeport.postgres_storage import instance_storage_config
+from lakeport.postgres_storage import instance_storage_config, postgres_db_config
 from lakeport_demo.build import DBT_PROJECT_DIR
 
 WAREHOUSE_BUCKET = "lakeport-warehouse"
@@ -39,18 +39,11 @@ dev:
 def postgres_instance(postgres_server, database: str, home: Path):
     """A DagsterInstance whose run, event and schedule storage is the real Postgres."""
     home.mkdir(parents=True, exist_ok=True)
-    # psycopg2, not psycopg 3 (SQLAlchemy 2.1's default for postgresql://): dagster-postgres
-    # sends `NOTIFY run_events, %s`, which psycopg 3's server-side binding rejects.
-    params = {
-        "username": postgres_server.user,
-        "password": postgres_server.password,
-        "hostname": postgres_server.host,
-        "port": postgres_server.port,
-        "db_name": database,
-        "scheme": "postgresql+psycopg2",
-    }
     # lakeport's storage classes, as the chart and `lakeport dev` configure them.
-    overrides = instance_storage_config(params)
+    overrides = instance_storage_config(postgres_db_config(
+        username=postgres_server.user, password=postgres_server.password,
+        hostname=postgres_server.host, port=postgres_server.port, db_name=database,
+    ))
     with dg.instance_for_test(overrides=overrides, temp_dir=str(home)) as instance:
         yield instance
 

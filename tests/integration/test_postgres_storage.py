@@ -23,20 +23,15 @@ from lakeport.postgres_storage import (
     PooledPostgresRunStorage,
     PooledPostgresScheduleStorage,
     instance_storage_config,
+    postgres_db_config,
 )
 
 EVENTS = 40
 
 
 def postgres_db(server: PostgresServer, database: str) -> dict:
-    return {
-        "username": server.user,
-        "password": server.password,
-        "hostname": server.host,
-        "port": server.port,
-        "db_name": database,
-        "scheme": "postgresql+psycopg2",
-    }
+    return postgres_db_config(username=server.user, password=server.password,
+                              hostname=server.host, port=server.port, db_name=database)
 
 
 @contextmanager

@@ -1,9 +1,10 @@
 """The Dagster instance (`dagster.yaml`) and workspace of the one-machine platform.
 
 Both come from the same platform model the chart renders its instance ConfigMap from:
-Postgres storage (on a connection pool), S3 compute logs, the queued run coordinator with
-the run queue's limits, run monitoring and run retries. What differs is only where things are (local
-ports and directories) and the run launcher: LocalRunLauncher instead of K8sRunLauncher.
+Postgres storage (on a connection pool), S3 compute logs, the queued run coordinator
+with the run queue's limits, run monitoring and run retries. What differs is only where
+things are (local ports and directories) and the run launcher: LocalRunLauncher instead
+of K8sRunLauncher.
 The Postgres password is referenced as an environment variable, never written here.
 """
 
@@ -13,7 +14,7 @@ import yaml
 
 from lakeport.credentials import POSTGRES_PASSWORD_ENV
 from lakeport.platform import Platform
-from lakeport.postgres_storage import instance_storage_config
+from lakeport.postgres_storage import instance_storage_config, postgres_db_config
 
 LOCAL_RUN_LAUNCHER = {"module": "lakeport.dev.run_launcher", "class": "LocalRunLauncher"}
 
@@ -32,16 +33,13 @@ def dagster_instance_config(platform: Platform, compute_log_dir: Path) -> dict:
     ]
     return {
         # The chart's storage classes: dagster-postgres' on a connection pool.
-        **instance_storage_config({
-            "username": pg.user,
-            "password": {"env": POSTGRES_PASSWORD_ENV},
-            "hostname": pg.host,
-            "port": pg.port,
-            "db_name": pg.dagster_database,
-            # dagster-postgres itself depends on psycopg2; name the driver so SQLAlchemy
-            # does not pick another one.
-            "scheme": "postgresql+psycopg2",
-        }),
+        **instance_storage_config(postgres_db_config(
+            username=pg.user,
+            password={"env": POSTGRES_PASSWORD_ENV},
+            hostname=pg.host,
+            port=pg.port,
+            db_name=pg.dagster_database,
+        )),
         "compute_logs": {
             "module": "dagster_aws.s3.compute_log_manager",
             "class": "S3ComputeLogManager",
