@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 S3_ENDPOINT_ENV = "AWS_ENDPOINT_URL_S3"
 # The in-chart Polaris service's URL, set by the chart when catalog.rest.uri is empty.
 CATALOG_URI_ENV = "LAKEPORT_CATALOG_URI"
+# pyiceberg's REST catalog sends every `header.*` property as an HTTP header.
+ACCESS_DELEGATION_PROPERTY = "header.X-Iceberg-Access-Delegation"
 
 
 class CatalogConfigError(RuntimeError):
@@ -100,6 +102,14 @@ def load_catalog(platform: Platform) -> "Catalog":
             warehouse=catalog.name,
             credential=credential,
             scope=catalog.rest.scope,
+            # pyiceberg 0.12 asks every REST request for vended credentials
+            # (pyiceberg/catalog/rest/__init__.py, _config_headers: setdefault
+            # "X-Iceberg-Access-Delegation: vended-credentials"). lakeport hands the
+            # warehouse's S3 access to pyiceberg and DuckDB itself, and a catalog without
+            # STS (the chart's Polaris) answers that header with HTTP 400 "Credential
+            # vending was requested ..." (apache/polaris#3853). An empty header property
+            # is set first, so setdefault leaves it empty: no delegation asked for.
+            **{ACCESS_DELEGATION_PROPERTY: ""},
             **fileio,
         )
     except (requests.ConnectionError, requests.Timeout) as exc:

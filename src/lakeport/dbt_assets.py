@@ -35,17 +35,27 @@ from packaging import version
 
 from lakeport.catalog import load_catalog
 from lakeport.dbt_manifest import DUCKDB_PATH_ENV, RUN_POD_DUCKDB_PATH
+from lakeport.duckdb_s3 import configure_s3
 from lakeport.duckdb_settings import (
     RUN_SCRATCH_ENV,
     SETTINGS_ENV,
-    DuckDBSettings,
     connect,
     default_spill_dir,
     derive_duckdb_settings,
 )
+from lakeport.iceberg_publish import Append, DayWindow, Published, publish, unchanged
 from lakeport.platform import Platform
 from lakeport.profiles import PROFILE_TAG, SPILL_MOUNT_PATH
-from lakeport.translator import LakeportDbtTranslator, is_published, model_options
+from lakeport.run_scratch import (
+    UpstreamMissingError,
+    added_rows_query,
+    base_row_count,
+    fill_scratch,
+    is_stored,
+    plan_scratch,
+    relation_of,
+)
+from lakeport.translator import LakeportDbtTranslator, model_options
 
 # dbt's own log file: off unless the run's environment asks for it. Every event it would
 # hold reaches Dagster anyway (dagster-dbt reads dbt's JSON on stdout), and writing it as
@@ -57,6 +67,10 @@ DEFAULT_DBT_LOG_LEVEL_FILE = "none"
 # A partitioned run's day window, for the partitioned models' SQL.
 PARTITION_START_ENV = "LAKEPORT_PARTITION_START"
 PARTITION_END_ENV = "LAKEPORT_PARTITION_END"
+# Rows per Arrow batch handed from DuckDB to pyiceberg: bounded memory in the worker.
+READ_BATCH_ROWS = 100_000
+# Where a run keeps an incremental model's added rows in its scratch before writing them.
+INCREMENT_SCHEMA = "__lakeport_increments"
 DEFAULT_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL)
 # dbt failures that say nothing about the SQL: waiting and trying again can succeed.
 TRANSIENT_DBT_ERRORS = (
@@ -166,8 +180,11 @@ class _DbtBuild:
         self.manifest = manifest
         self.translator = translator
         self.partitioned = partitioned
+        self._unique_ids: dict[dg.AssetKey, str] | None = None
 
     def __call__(self, context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator:
+        from lakeport.duckdb_s3 import S3_ACCESS_ENV, s3_access
+
         platform = self.platform
         profile_name = context.run.tags.get(PROFILE_TAG)
         settings = derive_duckdb_settings(
@@ -175,35 +192,45 @@ class _DbtBuild:
         )
         context.log.info(f"DuckDB settings for this run: {settings.to_json()}")
         database = duckdb_database_path(platform)
-        database.parent.mkdir(parents=True, exist_ok=True)
+        days = None
+        if context.assets_def.partitions_def is not None:
+            window = context.partition_time_window
+            days = (window.start.date(), window.end.date())
+
+        catalog = load_catalog(platform)
+        access = s3_access(platform)
+        plan = plan_scratch(
+            self.manifest, self._selected_unique_ids(context), self.partitioned
+        )
+        bases = self._fill_scratch(context, settings, database, catalog, access, plan)
 
         environment = {
             SETTINGS_ENV: settings.to_json(),
+            S3_ACCESS_ENV: access.to_json(),
             DUCKDB_PATH_ENV: str(database),
             DBT_LOG_LEVEL_FILE_ENV: os.environ.get(
                 DBT_LOG_LEVEL_FILE_ENV, DEFAULT_DBT_LOG_LEVEL_FILE
             ),
         }
-        days = None
-        if context.assets_def.partitions_def is not None:
-            window = context.partition_time_window
-            days = (window.start.date(), window.end.date())
+        if days is not None:
             environment.update({PARTITION_START_ENV: str(days[0]), PARTITION_END_ENV: str(days[1])})
 
         with _environment(environment):
             # dbt starts here, and takes the variables with it.
+            if plan.views_to_build:
+                self._build_views(context, dbt, plan.views_to_build)
             invocation = dbt.cli(["build"], context=context, raise_on_error=False)
 
         # Events go to Dagster as dbt produces them, so Dagster's handling of each
-        # overlaps dbt's run. Only a mart published to Iceberg waits (its Output and
-        # its checks): dbt holds DuckDB's write lock until it exits, and the Output
-        # carries the snapshot written.
+        # overlaps dbt's run. Only a node stored in Iceberg waits (its Output and its
+        # checks): dbt holds DuckDB's write lock until it exits, and the Output carries
+        # the snapshot written.
         held: list = []
         held_keys: set[dg.AssetKey] = set()
         built: list[dg.Output] = []
         for event in invocation.stream():
             if isinstance(event, dg.Output):
-                if self._is_published(event):
+                if self._is_stored(event):
                     built.append(event)
                     held.append(event)
                     held_keys.add(context.asset_key_for_output(event.output_name))
@@ -214,7 +241,7 @@ class _DbtBuild:
                 continue
             yield event
 
-        published = self._publish(context, settings, database, built, days)
+        published = self._publish(context, settings, database, catalog, access, built, days, bases)
         for event in held:
             if isinstance(event, dg.Output):
                 unique_id = _unique_id(event)
@@ -231,41 +258,128 @@ class _DbtBuild:
                 allow_retries=is_transient_dbt_error(str(error)),
             )
 
-    def _is_published(self, output: dg.Output) -> bool:
+    def _selected_unique_ids(self, context: dg.AssetExecutionContext) -> list[str]:
+        if self._unique_ids is None:
+            self._unique_ids = {
+                self.translator.get_asset_key(node): unique_id
+                for unique_id, node in self.manifest["nodes"].items()
+                if node["resource_type"] in ("model", "seed", "snapshot")
+            }
+        return [
+            self._unique_ids[key] for key in context.selected_asset_keys if key in self._unique_ids
+        ]
+
+    def _fill_scratch(self, context, settings, database: Path, catalog, access, plan):
+        """Start from an empty scratch database and put in what the selection reads."""
+        # The scratch is the run's alone: whatever an earlier run left in it (on one
+        # machine, outside a run's own scratch directory) must not stand in for the
+        # catalog's current snapshots.
+        for leftover in (database, database.with_name(database.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        database.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with contextlib.closing(connect(settings, database)) as connection:
+                configure_s3(connection, access)
+                bases = fill_scratch(connection, catalog, plan)
+        except UpstreamMissingError as exc:
+            # The same selection fails the same way until someone materialises upstream.
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        if plan.from_catalog:
+            context.log.info(
+                "read from the Iceberg catalog's current snapshots: "
+                + ", ".join(sorted(str(r) for r in plan.from_catalog.values()))
+            )
+        for base in bases.values():
+            if base.snapshot_id is not None:
+                context.log.info(
+                    f"incremental base {base.relation}: Iceberg snapshot {base.snapshot_id}"
+                )
+        return bases
+
+    def _build_views(self, context, dbt: DbtCliResource, views: list[str]) -> None:
+        """Rebuild the unselected views the selection reads through (views are not stored)."""
+        context.log.info(f"rebuilding views the selection reads through: {' '.join(views)}")
+        # One --select value: dagster-dbt takes a single value after the flag.
+        invocation = dbt.cli(["run", "--select", " ".join(views)], raise_on_error=False)
+        invocation.wait()
+        if not invocation.is_successful():
+            raise dg.Failure(
+                description=f"dbt could not rebuild the views {views} that this run reads "
+                f"through: {invocation.get_error()}",
+                metadata={"dbt/target_path": str(invocation.target_path)},
+                allow_retries=is_transient_dbt_error(str(invocation.get_error())),
+            )
+
+    def _is_stored(self, output: dg.Output) -> bool:
         node = self.manifest["nodes"].get(_unique_id(output) or "")
-        return node is not None and is_published(node)
+        return node is not None and is_stored(node)
 
     def _publish(
-        self,
-        context,
-        settings: DuckDBSettings,
-        database: Path,
-        built: list[dg.Output],
-        days,
+        self, context, settings, database: Path, catalog, access, built, days, bases
     ) -> dict[str, dict]:
         targets = [self.manifest["nodes"][_unique_id(output)] for output in built]
         if not targets:
             return {}
-        # Imported only when there is something to publish: Arrow and pyiceberg take
-        # seconds to import, which a code server building Definitions need not pay.
-        from lakeport.iceberg_publish import DayWindow, publish, read_relation
-
-        catalog = load_catalog(self.platform)
-        namespace = self.platform.catalog.namespace
         results = {}
-        with contextlib.closing(connect(settings, database, read_only=True)) as connection:
+        with contextlib.closing(connect(settings, database)) as connection:
+            configure_s3(connection, access)
             for node in targets:
-                relation = f'"{node["schema"]}"."{node["alias"] or node["name"]}"'
-                column = self.partitioned.get(node["name"])
-                window = DayWindow(column, *days) if column and days else None
-                rows = read_relation(connection, relation, window)
-                result = publish(catalog, namespace, node["name"], rows, window)
+                result = self._publish_node(connection, catalog, node, days, bases)
                 context.log.info(
-                    f"published {relation} to Iceberg {result.identifier}: "
+                    f"wrote {relation_of(node)} to Iceberg ({result.operation}): "
                     f"{result.row_count} rows, snapshot {result.snapshot_id}"
                 )
                 results[node["unique_id"]] = result.as_metadata()
         return results
+
+    def _publish_node(self, connection, catalog, node, days, bases) -> Published:
+        relation = relation_of(node)
+        column = self.partitioned.get(node["name"])
+        if column and days:
+            window = DayWindow(column, *days)
+            query = (
+                f'select * from {relation.sql} where "{column}" >= ? and "{column}" < ?'
+            )
+            return publish(
+                catalog, relation.identifier, _reader(connection, query, [*days]), window
+            )
+        base = bases.get(node["unique_id"])
+        if base is not None:
+            increment, added = self._increment(connection, base)
+            if increment is not None and added == 0 and base.snapshot_id is not None:
+                return unchanged(catalog, relation.identifier)
+            if increment is not None:
+                return publish(
+                    catalog,
+                    relation.identifier,
+                    _reader(connection, f"select * from {increment}"),
+                    Append(base.snapshot_id),
+                )
+        everything = _reader(connection, f"select * from {relation.sql}")
+        return publish(catalog, relation.identifier, everything)
+
+    def _increment(self, connection, base) -> tuple[str | None, int]:
+        """The relation holding what an incremental model added to its base, and how many
+        rows; None when the model also changed or removed base rows (then its whole table
+        is written)."""
+        increment = f'"{INCREMENT_SCHEMA}"."{base.relation.schema}__{base.relation.name}"'
+        connection.execute(f'create schema if not exists "{INCREMENT_SCHEMA}"')
+        # Kept in the scratch file (DuckDB spills it to disk), so counting and writing
+        # it read the snapshot once.
+        connection.execute(f"create or replace table {increment} as {added_rows_query(base)}")
+        added = connection.execute(f"select count(*) from {increment}").fetchone()[0]
+        now = connection.execute(f"select count(*) from {base.relation.sql}").fetchone()[0]
+        removed = base_row_count(connection, base) + added - now
+        return (increment if removed == 0 else None), added
+
+
+def _reader(connection, query: str, params: list | None = None):
+    """A factory of record-batch readers over `query`, one per commit attempt."""
+
+    def rows():
+        return connection.execute(query, params or []).fetch_record_batch(READ_BATCH_ROWS)
+
+    return rows
 
 
 def _unique_id(event: dg.Output) -> str | None:

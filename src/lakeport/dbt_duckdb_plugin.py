@@ -5,6 +5,11 @@ op derives the settings once and hands them over in LAKEPORT_DUCKDB_SETTINGS, so
 uses exactly the values recorded as materialization metadata (and imports nothing heavy);
 a `dbt build` started by hand derives them itself from platform.yaml, or from the chart
 defaults when no platform file is set.
+
+When the run reads upstream tables from the Iceberg catalog (views over `iceberg_scan` in
+the scratch database, lakeport.run_scratch), it also hands over the warehouse's S3 access
+in LAKEPORT_DUCKDB_S3, and every dbt connection loads the iceberg extension (from its
+wheel) and the S3 secret, so those views resolve inside dbt.
 """
 
 import os
@@ -12,6 +17,7 @@ import os
 from dbt.adapters.duckdb.plugins import BasePlugin
 
 from lakeport.duckdb_connection import SETTINGS_ENV, DuckDBSettings
+from lakeport.duckdb_s3 import S3_ACCESS_ENV, S3Access, configure_s3
 
 
 def settings_for_this_process() -> DuckDBSettings:
@@ -29,3 +35,6 @@ def settings_for_this_process() -> DuckDBSettings:
 class Plugin(BasePlugin):
     def configure_connection(self, conn):
         settings_for_this_process().apply(conn)
+        access = os.environ.get(S3_ACCESS_ENV)
+        if access:
+            configure_s3(conn, S3Access.from_json(access))

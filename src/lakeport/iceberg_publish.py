@@ -1,19 +1,43 @@
-"""Publishing a DuckDB table into the Iceberg catalog.
+"""Writing rows into an Iceberg table through the catalog: one atomic commit per write.
 
-DuckDB computes; the catalog is the control plane. Rows go DuckDB -> Arrow -> pyiceberg,
-which writes the data files and commits a snapshot through the catalog (Polaris or the
-SQL catalog), so every materialisation is one new snapshot and nothing is written behind
-the catalog's back. A daily partition replaces only its own day.
+DuckDB computes; the catalog is the control plane. Rows stream DuckDB -> Arrow record
+batches -> pyiceberg, which writes the data files and commits one snapshot update through
+the catalog (Polaris / any Iceberg REST server, or the SQL catalog), so nothing is written
+behind the catalog's back and a write that fails leaves the table at its previous
+snapshot. pyiceberg 0.12 consumes a `pa.RecordBatchReader` in micro-batches bounded by
+`write.target-file-size-bytes` (pyiceberg/table/__init__.py, `Transaction.append`), so a
+table larger than the run's memory is written without ever being whole in Python.
+
+Three kinds of write:
+- replace the whole table (tables, seeds, snapshots);
+- replace one day window (daily-partitioned models: exactly that day);
+- append an increment computed against a known snapshot (incremental models). If the
+  table moved past that snapshot meanwhile, the increment may be stale: the write fails
+  naming both snapshots instead of appending a possibly duplicated batch.
+
+Two writers committing to the same table at once: the catalog accepts one commit and
+answers the other with CommitFailedException (the REST spec's assert-ref-snapshot-id
+requirement; the SQL catalog's compare-and-swap on metadata_location). A replacing write
+retries on the fresh snapshot (its result does not depend on the old rows); an append
+re-checks its base snapshot first, and so fails naming the conflict.
 """
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
-import duckdb
-import pyarrow as pa
-from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import NoSuchTableError
-from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table
+
+COMMIT_ATTEMPTS = 4
+
+
+class IncrementConflictError(RuntimeError):
+    """Another writer changed the table after this run read it as its incremental base."""
 
 
 @dataclass(frozen=True)
@@ -24,11 +48,19 @@ class DayWindow:
 
 
 @dataclass(frozen=True)
+class Append:
+    """Add rows to the table as it was at `base_snapshot_id` (None: the table was empty)."""
+
+    base_snapshot_id: int | None
+
+
+@dataclass(frozen=True)
 class Published:
     identifier: str
     row_count: int
     snapshot_id: int
     metadata_location: str
+    operation: str
 
     def as_metadata(self) -> dict:
         return {
@@ -36,51 +68,105 @@ class Published:
             "iceberg/table": self.identifier,
             "iceberg/snapshot_id": str(self.snapshot_id),
             "iceberg/metadata_location": self.metadata_location,
+            "iceberg/operation": self.operation,
         }
 
 
-def read_relation(
-    connection: duckdb.DuckDBPyConnection, relation: str, window: DayWindow | None = None
-) -> pa.Table:
-    """The rows of `schema.table` (only the window's days when given) as Arrow."""
-    query = f"select * from {relation}"
-    params = []
-    if window is not None:
-        query += f' where "{window.column}" >= ? and "{window.column}" < ?'
-        params = [window.start, window.end]
-    return connection.execute(query, params).fetch_arrow_table()
+# What a write does: replace everything (None), replace a day window, or append.
+WriteMode = DayWindow | Append | None
 
 
 def publish(
-    catalog: Catalog,
-    namespace: str,
-    name: str,
-    rows: pa.Table,
-    window: DayWindow | None = None,
+    catalog: "Catalog",
+    identifier: tuple[str, str],
+    rows: Callable[[], "pa.RecordBatchReader"],
+    mode: WriteMode = None,
 ) -> Published:
-    """Replace the table's rows (or the window's days) with `rows`: one new snapshot."""
-    identifier = f"{namespace}.{name}"
-    catalog.create_namespace_if_not_exists(namespace)
+    """Write `rows()` into the table `namespace.name` as one commit; create it if missing.
+
+    `rows` is a factory: a commit that lost a race is retried with a fresh reader, since a
+    reader is consumed by the attempt that failed.
+    """
+    from pyiceberg.exceptions import CommitFailedException
+
+    name = ".".join(identifier)
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        reader = rows()
+        table = _load_or_create(catalog, identifier, reader.schema)
+        try:
+            operation = _write(table, name, reader, mode)
+        except CommitFailedException as exc:
+            if attempt == COMMIT_ATTEMPTS:
+                raise RuntimeError(
+                    f"Iceberg table {name}: {COMMIT_ATTEMPTS} commits in a row lost to "
+                    f"concurrent writers ({exc}); the table keeps its current snapshot"
+                ) from exc
+            time.sleep(0.2 * attempt)
+            continue
+        # The write's last snapshot is its append: what it added is what it wrote.
+        return _state(catalog.load_table(identifier), name, operation)
+    raise AssertionError("unreachable")
+
+
+def unchanged(catalog: "Catalog", identifier: tuple[str, str]) -> Published:
+    """The table as it is, for a write that had nothing to add (no empty snapshot made)."""
+    return _state(catalog.load_table(identifier), ".".join(identifier), "unchanged")
+
+
+def _state(table: "Table", name: str, operation: str) -> Published:
+    snapshot = table.current_snapshot()
+    summary = snapshot.summary if snapshot else None
+    added = summary.get("added-records") if summary and operation != "unchanged" else None
+    return Published(
+        identifier=name,
+        row_count=int(added or 0),
+        snapshot_id=snapshot.snapshot_id if snapshot else 0,
+        metadata_location=table.metadata_location,
+        operation=operation,
+    )
+
+
+def _load_or_create(catalog: "Catalog", identifier: tuple[str, str], schema) -> "Table":
+    from pyiceberg.exceptions import NoSuchTableError
+
+    catalog.create_namespace_if_not_exists(identifier[0])
     try:
         table = catalog.load_table(identifier)
     except NoSuchTableError:
-        table = catalog.create_table(identifier, schema=rows.schema)
-    else:
-        # A model that gained or widened a column evolves the table instead of failing.
-        with table.update_schema() as update:
-            update.union_by_name(rows.schema)
-    if window is None:
-        table.overwrite(rows)
-    else:
+        from pyiceberg.exceptions import TableAlreadyExistsError
+
+        try:
+            return catalog.create_table(identifier, schema=schema)
+        except TableAlreadyExistsError:
+            # Another run created it a moment ago.
+            table = catalog.load_table(identifier)
+    # A model that gained or widened a column evolves the table instead of failing.
+    with table.update_schema() as update:
+        update.union_by_name(schema)
+    return table
+
+
+def _write(table: "Table", name: str, reader: "pa.RecordBatchReader", mode: WriteMode) -> str:
+    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
+
+    if isinstance(mode, Append):
+        current = table.current_snapshot()
+        current_id = current.snapshot_id if current else None
+        if current_id != mode.base_snapshot_id:
+            raise IncrementConflictError(
+                f"Iceberg table {name} moved from snapshot {mode.base_snapshot_id} (what this "
+                f"run read as its incremental base) to {current_id} while the run computed "
+                "its increment: another run wrote it. Nothing was appended; run the model "
+                "again to build its increment on the new snapshot."
+            )
+        table.append(reader)
+        return "append"
+    if isinstance(mode, DayWindow):
         day_filter = And(
-            GreaterThanOrEqual(window.column, window.start.isoformat()),
-            LessThan(window.column, window.end.isoformat()),
+            GreaterThanOrEqual(mode.column, mode.start.isoformat()),
+            LessThan(mode.column, mode.end.isoformat()),
         )
-        table.overwrite(rows, overwrite_filter=day_filter)
-    snapshot = table.current_snapshot()
-    return Published(
-        identifier=identifier,
-        row_count=rows.num_rows,
-        snapshot_id=snapshot.snapshot_id,
-        metadata_location=table.metadata_location,
-    )
+        table.overwrite(reader, overwrite_filter=day_filter)
+        return "overwrite-window"
+    table.overwrite(reader)
+    return "overwrite"

@@ -1,13 +1,14 @@
 """A dbt project plus platform.yaml -> the Definitions of a lakeport code location.
 
-Assets (dbt models, their tests as asset checks), the job that builds them all, a
-schedule that will not start a run while the last one is still going, declarative
+Assets (dbt models, their tests as asset checks, and the Python assets the project's
+sources read, e.g. a bronze layer written with lakeport.lakehouse_io), the job that
+builds them all, a schedule that will not start a run while the last one is still going, declarative
 automation sensors (one per resource profile, so automated runs carry their profile's
 pod resources) and the run-failure webhook.
 """
 
 import gc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +16,7 @@ from dagster_dbt import DbtProject
 
 from lakeport.dbt_assets import DEFAULT_RETRY_POLICY, LakeportDbtCliResource, build_dbt_assets
 from lakeport.dbt_manifest import dbt_executable, load_manifest
+from lakeport.lakehouse_io import IcebergTables
 from lakeport.notifications import run_failure_webhook
 from lakeport.platform import Platform
 from lakeport.profiles import PROFILE_TAG, profile_tags
@@ -34,7 +36,10 @@ def build_lakehouse_definitions(
     job_profile: str | None = None,
     group_profiles: Mapping[str, str] | None = None,
     retry_policy: dg.RetryPolicy | None = DEFAULT_RETRY_POLICY,
+    python_assets: Sequence[dg.AssetsDefinition] = (),
 ) -> dg.Definitions:
+    """The code location's Definitions. `python_assets` join the same job, lineage and
+    automation; they get the resource `lakehouse` (lakeport.lakehouse_io.IcebergTables)."""
     project_dir = Path(project_dir).resolve()
     manifest = load_manifest(project_dir)
     # The manifest (a million objects for 1,000 models) lives as long as the code location
@@ -54,6 +59,7 @@ def build_lakehouse_definitions(
         partitions_def=partitions_def,
         retry_policy=retry_policy,
     )
+    assets = [*python_assets, *assets]
     asset_profiles = {
         key: spec.tags.get(PROFILE_TAG) for a in assets for key, spec in _specs(a).items()
     }
@@ -79,7 +85,8 @@ def build_lakehouse_definitions(
                 project_dir=str(project_dir),
                 profiles_dir=str(project_dir),
                 dbt_executable=dbt_executable(),
-            )
+            ),
+            "lakehouse": IcebergTables(platform),
         },
     )
 

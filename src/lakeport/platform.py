@@ -405,7 +405,6 @@ class Catalog(Model):
     type: Literal["rest", "sql"] = "rest"
     name: K8sName = "lakeport"
     warehouse: Annotated[str, AfterValidator(_check_warehouse)] = "s3://lakeport-warehouse/"
-    namespace: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")] = "analytics"
     rest: RestCatalog = RestCatalog()
     sql: SqlCatalog = SqlCatalog()
 

@@ -214,13 +214,11 @@ def principal_credential(polaris: Polaris, token: str, platform: Platform, curre
     return f"{creds['clientId']}:{creds['clientSecret']}", True
 
 
-def ensure_namespace(polaris: Polaris, token: str, platform: Platform) -> None:
+def check_principal_reads_catalog(polaris: Polaris, token: str, platform: Platform) -> None:
+    """List the catalog's namespaces as the principal: proves its token and grants work.
+    Runs create the namespaces they write to (one per dbt schema) themselves."""
     catalog = urllib.parse.quote(platform.catalog.name, safe="")
-    polaris.call(
-        token, "POST", f"/api/catalog/v1/{catalog}/namespaces",
-        {"namespace": [platform.catalog.namespace], "properties": {}},
-        ok_statuses=(409,),
-    )
+    polaris.call(token, "GET", f"/api/catalog/v1/{catalog}/namespaces")
 
 
 # --- the Kubernetes Secret -----------------------------------------------------------------
@@ -281,10 +279,10 @@ def run(platform: Platform, polaris: Polaris, root_credential: str, store: Secre
         store.write(secret_key, credential)
         print(f"wrote the principal's credential to Secret {store.name}", flush=True)
     principal_token = polaris.token(*split_credential(credential))
-    ensure_namespace(polaris, principal_token, platform)
+    check_principal_reads_catalog(polaris, principal_token, platform)
     print(
         f"Polaris ready: catalog {platform.catalog.name!r}, principal "
-        f"{platform.polaris.principal!r}, namespace {platform.catalog.namespace!r}",
+        f"{platform.polaris.principal!r}",
         flush=True,
     )
 

@@ -7,8 +7,12 @@ Conventions the demo (and any lakeport dbt project) follows:
 - `meta.lakeport.profile` names the resource profile its runs need;
 - `meta.lakeport.partition_column` makes a model daily-partitioned on that date column;
 - `meta.lakeport.cron` overrides the cron of a table's automation condition;
-- tables and incremental models in `marts` are published to the Iceberg catalog
-  (`meta.lakeport.iceberg: false` keeps one out).
+- every table, incremental model, seed and snapshot is an Iceberg table named like its
+  relation, `<schema>.<alias>` (lakeport.run_scratch); views and ephemeral models are not
+  stored;
+- a dbt source is the Iceberg table `<schema>.<identifier>`, and its asset key is
+  `[schema, identifier]`: the key a Python asset writing that table has
+  (lakeport.lakehouse_io), so Python bronze and dbt models form one lineage.
 """
 
 from collections.abc import Mapping
@@ -21,8 +25,8 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 from lakeport.automation import condition_for
 from lakeport.platform import Platform
 from lakeport.profiles import PROFILE_TAG
+from lakeport.run_scratch import is_stored, relation_of
 
-PUBLISHED_LAYER = "marts"
 MATERIALIZATION_TAG = "dagster/materialization"
 
 
@@ -33,7 +37,6 @@ class ModelOptions:
     profile: str | None = None
     partition_column: str | None = None
     cron: str | None = None
-    iceberg: bool | None = None
 
 
 def model_meta(props: Mapping[str, Any]) -> dict[str, Any]:
@@ -42,6 +45,12 @@ def model_meta(props: Mapping[str, Any]) -> dict[str, Any]:
 
 def model_options(props: Mapping[str, Any]) -> ModelOptions:
     options = model_meta(props).get("lakeport") or {}
+    if "iceberg" in options:
+        raise ValueError(
+            f"dbt model {props.get('name')!r}: meta.lakeport.iceberg is no longer an option: "
+            "every table, incremental model and seed is stored in the Iceberg catalog "
+            "(later runs read it from there); make the model a view to keep it out"
+        )
     unknown = set(options) - set(ModelOptions.__dataclass_fields__)
     if unknown:
         raise ValueError(
@@ -63,19 +72,6 @@ def materialization_of(props: Mapping[str, Any]) -> str:
     return (props.get("config") or {}).get("materialized") or ""
 
 
-def is_published(props: Mapping[str, Any]) -> bool:
-    """True for models lakeport writes into the Iceberg catalog."""
-    if props.get("resource_type") != "model":
-        return False
-    choice = model_options(props).iceberg
-    if choice is not None:
-        return choice
-    return layer_of(props) == PUBLISHED_LAYER and materialization_of(props) in (
-        "table",
-        "incremental",
-    )
-
-
 class LakeportDbtTranslator(DagsterDbtTranslator):
     def __init__(
         self,
@@ -90,9 +86,7 @@ class LakeportDbtTranslator(DagsterDbtTranslator):
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props.get("resource_type") == "source":
-            return dg.AssetKey(
-                ["sources", dbt_resource_props["source_name"], dbt_resource_props["name"]]
-            )
+            return dg.AssetKey(list(relation_of(dbt_resource_props).identifier))
         return dg.AssetKey([layer_of(dbt_resource_props), dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
@@ -115,10 +109,8 @@ class LakeportDbtTranslator(DagsterDbtTranslator):
 
     def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
         metadata = dict(super().get_metadata(dbt_resource_props))
-        if is_published(dbt_resource_props):
-            metadata["lakeport/iceberg_table"] = ".".join(
-                [self.platform.catalog.namespace, dbt_resource_props["name"]]
-            )
+        if is_stored(dbt_resource_props):
+            metadata["lakeport/iceberg_table"] = str(relation_of(dbt_resource_props))
         return metadata
 
     def get_automation_condition(
@@ -135,7 +127,7 @@ class LakeportDbtTranslator(DagsterDbtTranslator):
 
     def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
-        if is_published(self.get_resource_props(manifest, unique_id)):
+        if is_stored(self.get_resource_props(manifest, unique_id)):
             spec = spec.merge_attributes(kinds={"iceberg"})
         return spec
 

@@ -23,7 +23,6 @@ def demo_platform(data_dir: Path, s3_endpoint: str, extra: str = "") -> Platform
 catalog:
   type: sql
   warehouse: s3://{WAREHOUSE_BUCKET}/
-  namespace: analytics
 objectStorage:
   endpoint: {s3_endpoint}
   region: us-east-1

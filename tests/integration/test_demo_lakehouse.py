@@ -1,8 +1,12 @@
 """The demo code location end to end on one machine: real Postgres for Dagster's storage,
-a real S3 endpoint (moto) for the Iceberg warehouse, DuckDB and dbt for the models."""
+a real S3 endpoint (moto) for the Iceberg warehouse, DuckDB and dbt for the models.
+
+The catalog is the control plane: one full run fills it, and then any single asset
+materialises in an empty scratch, reading its upstream from the catalog."""
 
 import json
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -18,12 +22,19 @@ from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
 from lakeport.catalog import load_catalog
 from lakeport.dbt_assets import DUCKDB_PATH_ENV
 from lakeport.dbt_manifest import prepare_manifest
-from lakeport.duckdb_extensions import load_extension
 from lakeport.duckdb_s3 import configure_s3
 from lakeport.profiles import K8S_CONFIG_TAG, PROFILE_TAG
+from lakeport_demo.bronze import RAW_ROWS_ENV
 from lakeport_demo.build import DBT_PROJECT_DIR, build_demo_definitions
 
-MARTS = {"dim_customers": None, "mart_customer_revenue": None, "fct_orders": "order_date"}
+# Every stored table of the demo, by layer: namespace per layer, nothing else.
+TABLES = {
+    ("raw", "raw_customers"), ("raw", "raw_orders"), ("raw", "raw_payments"),
+    ("intermediate", "int_orders_enriched"),
+    ("marts", "dim_customers"), ("marts", "mart_customer_revenue"),
+    ("marts", "fct_orders"), ("marts", "fct_payments"),
+}
+FCT_ORDERS = dg.AssetKey(["marts", "fct_orders"])
 
 
 @pytest.fixture(scope="module")
@@ -37,19 +48,15 @@ def lakehouse(tmp_path, s3_server, s3_env, demo_manifest, monkeypatch):
     s3_server.ensure_buckets(WAREHOUSE_BUCKET)
     platform = demo_platform(tmp_path / "data", s3_server.endpoint)
     monkeypatch.delenv(DUCKDB_PATH_ENV, raising=False)
+    monkeypatch.delenv(RAW_ROWS_ENV, raising=False)
     return platform, build_demo_definitions(platform)
 
 
-def _duckdb_count(platform, mart, column, day):
-    path = platform.dev.data_dir + "/duckdb/lakehouse.duckdb"
-    with duckdb.connect(path, read_only=True) as connection:
-        query = f"select count(*) from marts.{mart}"
-        if column:
-            query += f" where {column} >= '{day}' and {column} < '{day + timedelta(days=1)}'"
-        return connection.execute(query).fetchone()[0]
+def _scratch(platform) -> Path:
+    return Path(platform.dev.data_dir) / "duckdb" / "lakehouse.duckdb"
 
 
-def _iceberg_count(table, column, day):
+def _iceberg_count(table, column=None, day=None):
     if column is None:
         return table.scan().to_arrow().num_rows
     day_filter = And(
@@ -59,7 +66,19 @@ def _iceberg_count(table, column, day):
     return table.scan(row_filter=day_filter).to_arrow().num_rows
 
 
-def test_every_asset_materialises_and_marts_land_in_iceberg(
+def _all_tables(catalog) -> set[tuple[str, str]]:
+    return {ident for ns in catalog.list_namespaces() for ident in catalog.list_tables(ns)}
+
+
+def _materialized(result) -> set[dg.AssetKey]:
+    return {
+        event.asset_key
+        for event in result.all_events
+        if event.event_type_value == "ASSET_MATERIALIZATION"
+    }
+
+
+def test_full_run_fills_the_catalog_then_each_asset_materialises_alone(
     lakehouse, postgres_server, postgres_database, tmp_path
 ):
     platform, defs = lakehouse
@@ -69,17 +88,15 @@ def test_every_asset_materialises_and_marts_land_in_iceberg(
     asset_graph = defs.resolve_asset_graph()
     all_assets = asset_graph.get_all_asset_keys()
     all_checks = asset_graph.asset_check_keys
+    catalog = load_catalog(platform)
 
     with postgres_instance(postgres_server, postgres_database, tmp_path / "home") as instance:
         assert type(instance.run_storage).__name__ == "PooledPostgresRunStorage"
         result = job.execute_in_process(instance=instance, partition_key=partition)
         assert result.success
-
-        materialized = {
-            m.asset_key for m in result.asset_materializations_for_node("dbt_models")
-        } | {m.asset_key for m in result.asset_materializations_for_node("dbt_daily_models")}
-        assert materialized == all_assets
-        assert len(all_assets) == 10
+        assert _materialized(result) == all_assets
+        # 3 Python bronze assets + 3 staging views + 1 intermediate table + 4 marts.
+        assert len(all_assets) == 11
 
         evaluations = result.get_asset_check_evaluations()
         assert {e.asset_check_key for e in evaluations} == set(all_checks)
@@ -93,46 +110,113 @@ def test_every_asset_materialises_and_marts_land_in_iceberg(
         k8s = json.loads(run.tags[K8S_CONFIG_TAG])
         assert k8s["container_config"]["resources"]["limits"] == {"cpu": "4", "memory": "8Gi"}
 
-        catalog = load_catalog(platform)
-        first_snapshots = {}
-        for mart, column in MARTS.items():
-            table = catalog.load_table(f"analytics.{mart}")
-            expected = _duckdb_count(platform, mart, column, day)
-            assert expected > 0, mart
-            assert _iceberg_count(table, column, day) == expected, mart
-            event = instance.get_latest_materialization_event(dg.AssetKey(["marts", mart]))
-            metadata = event.asset_materialization.metadata
-            assert metadata["dagster/row_count"].value == expected
-            snapshot_id = str(table.current_snapshot().snapshot_id)
-            assert metadata["iceberg/snapshot_id"].value == snapshot_id
-            # The DuckDB settings the run used are on record with the materialization.
+        # Every stored table is in Iceberg, in the namespace of its layer; views are not.
+        assert _all_tables(catalog) == TABLES
+        for identifier in TABLES:
+            table = catalog.load_table(identifier)
+            key = dg.AssetKey(list(identifier))
+            metadata = instance.get_latest_materialization_event(key).asset_materialization.metadata
+            assert metadata["iceberg/table"].value == ".".join(identifier)
+            assert metadata["iceberg/snapshot_id"].value == str(table.current_snapshot().snapshot_id)
             assert metadata["duckdb/memory_limit"].value.endswith("MiB")
-            assert metadata["duckdb/temp_directory"].value.startswith(platform.dev.data_dir)
-            first_snapshots[mart] = (len(table.history()), len(table.metadata.metadata_log))
+            expected = _iceberg_count(table, "order_date", day) if key == FCT_ORDERS else (
+                _iceberg_count(table))
+            assert metadata["dagster/row_count"].value == expected > 0, identifier
+        orders = catalog.load_table(("raw", "raw_orders"))
+        assert _iceberg_count(orders) == 5000
 
-        second = job.execute_in_process(instance=instance, partition_key=partition)
-        assert second.success
-        for mart, column in MARTS.items():
-            table = catalog.load_table(f"analytics.{mart}")
-            snapshots, commits = first_snapshots[mart]
-            # One catalog commit per materialisation (an overwrite is a delete and an append
-            # snapshot in that one commit).
-            assert len(table.metadata.metadata_log) == commits + 1, mart
-            assert len(table.history()) > snapshots, mart
-            event = instance.get_latest_materialization_event(dg.AssetKey(["marts", mart]))
-            assert event.run_id == second.run_id
-            recorded = event.asset_materialization.metadata["iceberg/snapshot_id"].value
-            assert recorded == str(table.current_snapshot().snapshot_id), mart
-            # Re-materialising replaced the rows instead of appending a second copy.
-            assert _iceberg_count(table, column, day) == _duckdb_count(platform, mart, column, day)
+        # Now each kind of asset alone, in an empty scratch (the database file is removed
+        # before each run, as a new pod's spill volume is empty): its upstream comes from
+        # the catalog, and only the selected asset is written.
+        singles = [
+            (["raw", "raw_orders"], None),                 # a Python bronze asset
+            (["staging", "stg_orders"], None),             # a view (not stored)
+            (["intermediate", "int_orders_enriched"], None),  # a table over two views
+            (["marts", "fct_orders"], partition),          # one day of the daily fact
+            (["marts", "dim_customers"], None),            # a mart
+        ]
+        for path, partition_key in singles:
+            _scratch(platform).unlink(missing_ok=True)
+            before = {i: catalog.load_table(i).current_snapshot().snapshot_id for i in TABLES}
+            key = dg.AssetKey(path)
+            single = job.execute_in_process(
+                instance=instance, asset_selection=[key], partition_key=partition_key or partition
+            )
+            assert single.success, path
+            assert _materialized(single) == {key}
+            after = {i: catalog.load_table(i).current_snapshot().snapshot_id for i in TABLES}
+            changed = {i for i in TABLES if after[i] != before[i]}
+            assert changed == ({tuple(path)} if tuple(path) in TABLES else set()), path
 
-        # DuckDB's own iceberg extension (from its wheel) reads the marts back from S3.
+        # The day's rows were replaced, not appended: still the same count for that day.
+        fct = catalog.load_table(("marts", "fct_orders"))
+        day_rows = _iceberg_count(fct, "order_date", day)
+        event = instance.get_latest_materialization_event(FCT_ORDERS)
+        assert event.asset_materialization.metadata["dagster/row_count"].value == day_rows
+
+        # DuckDB's own iceberg extension (from its wheel) reads every table back from S3.
         with duckdb.connect() as reader:
-            load_extension(reader, "iceberg")
             configure_s3(reader, platform)
-            for mart in MARTS:
-                table = catalog.load_table(f"analytics.{mart}")
+            for identifier in TABLES:
+                table = catalog.load_table(identifier)
                 count = reader.execute(
                     "select count(*) from iceberg_scan(?)", [table.metadata_location]
                 ).fetchone()[0]
-                assert count == table.scan().to_arrow().num_rows > 0, mart
+                assert count == _iceberg_count(table) > 0, identifier
+
+
+def test_an_incremental_model_appends_only_its_new_rows(
+    lakehouse, postgres_server, postgres_database, tmp_path, monkeypatch
+):
+    platform, defs = lakehouse
+    job = defs.resolve_job_def("lakehouse_job")
+    partition = yesterday_partition()
+    catalog = load_catalog(platform)
+    payments = dg.AssetKey(["raw", "raw_payments"])
+    orders = dg.AssetKey(["raw", "raw_orders"])
+    fct_payments = dg.AssetKey(["marts", "fct_payments"])
+
+    with postgres_instance(postgres_server, postgres_database, tmp_path / "home") as instance:
+        assert job.execute_in_process(instance=instance, partition_key=partition).success
+        table = catalog.load_table(("marts", "fct_payments"))
+        first_rows = _iceberg_count(table)
+        first_snapshot = table.current_snapshot()
+        assert first_rows == 6000  # 5000 orders, a second payment for every fifth
+
+        # More orders arrive upstream; only the bronze tables are rewritten.
+        monkeypatch.setenv(RAW_ROWS_ENV, "6000")
+        bronze = job.execute_in_process(
+            instance=instance, asset_selection=[orders, payments], partition_key=partition
+        )
+        assert bronze.success
+
+        _scratch(platform).unlink(missing_ok=True)
+        second = job.execute_in_process(
+            instance=instance, asset_selection=[fct_payments], partition_key=partition
+        )
+        assert second.success
+        table = catalog.load_table(("marts", "fct_payments"))
+        snapshot = table.current_snapshot()
+        # One append on top of the first snapshot, with exactly the 1200 new payments.
+        assert snapshot.parent_snapshot_id == first_snapshot.snapshot_id
+        assert snapshot.summary.operation.value == "append"
+        assert snapshot.summary["added-records"] == "1200"
+        assert snapshot.summary["total-records"] == "7200"
+        assert _iceberg_count(table) == 7200
+        metadata = instance.get_latest_materialization_event(fct_payments).asset_materialization
+        assert metadata.metadata["dagster/row_count"].value == 1200
+        assert metadata.metadata["iceberg/operation"].value == "append"
+        ids = table.scan(selected_fields=("payment_id",)).to_arrow().column(0).to_pylist()
+        assert len(ids) == len(set(ids))  # nothing appended twice
+
+        # A third run with nothing new upstream commits nothing.
+        third = job.execute_in_process(
+            instance=instance, asset_selection=[fct_payments], partition_key=partition
+        )
+        assert third.success
+        table = catalog.load_table(("marts", "fct_payments"))
+        assert table.current_snapshot().snapshot_id == snapshot.snapshot_id
+        assert _iceberg_count(table) == 7200
+        metadata = instance.get_latest_materialization_event(fct_payments).asset_materialization
+        assert metadata.metadata["iceberg/operation"].value == "unchanged"
+        assert metadata.metadata["dagster/row_count"].value == 0

@@ -239,8 +239,8 @@ class DevPlatform:
 
         path, tables = ensure_catalog(self.platform, env)
         catalog = self.platform.catalog
-        self.say(f"Iceberg catalog ready (SQL catalog {shown(path)}, namespace "
-                 f"'{catalog.namespace}' with {tables} tables, warehouse {catalog.warehouse})")
+        self.say(f"Iceberg catalog ready (SQL catalog {shown(path)}, {tables} tables, "
+                 f"warehouse {catalog.warehouse})")
 
     def _start_code_server(self, env: dict[str, str]) -> None:
         from lakeport.dev.dbt_prepare import prepare_stale_projects

@@ -3,4 +3,4 @@ select
     name as customer_name,
     country,
     signed_up_on
-from {{ ref('raw_customers') }}
+from {{ source('raw', 'raw_customers') }}

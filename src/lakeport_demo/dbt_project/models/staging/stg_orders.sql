@@ -3,4 +3,4 @@ select
     customer_id,
     ordered_on as order_date,
     status
-from {{ ref('raw_orders') }}
+from {{ source('raw', 'raw_orders') }}

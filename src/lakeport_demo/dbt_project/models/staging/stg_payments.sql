@@ -3,4 +3,4 @@ select
     order_id,
     method as payment_method,
     amount_cents / 100.0 as amount
-from {{ ref('raw_payments') }}
+from {{ source('raw', 'raw_payments') }}

@@ -1,0 +1,101 @@
+"""Python assets on the lakehouse: read and write Iceberg tables through the catalog.
+
+The resource a Python asset takes (`lakehouse: dg.ResourceParam[IcebergTables]`) for the
+bronze layer or any other table dbt does not build. Its session gives the asset a DuckDB
+connection held to the run's derived settings (memory_limit, threads, spill) that can
+read any table of the catalog (`scan(identifier)`), and writes a query's rows into a
+table as one commit, streaming (lakeport.iceberg_publish). A table written here is what a dbt source
+`<schema>.<identifier>` reads, with the asset key `[schema, identifier]`
+(lakeport.translator), so Python bronze assets and dbt models are one lineage.
+
+dagster-iceberg would be the obvious library, but its releases pin pyiceberg < 0.12,
+which lakeport's REST catalog path needs; this is the small part of it lakeport uses.
+"""
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from lakeport.duckdb_settings import default_spill_dir, derive_duckdb_settings
+from lakeport.platform import Platform
+from lakeport.profiles import PROFILE_TAG
+
+if TYPE_CHECKING:
+
+    from lakeport.duckdb_connection import DuckDBSettings
+    from lakeport.iceberg_publish import WriteMode
+
+
+class IcebergTables:
+    """The platform's Iceberg catalog, as a Python asset uses it:
+
+        with lakehouse.session(context) as session:
+            return session.write(("raw", "orders"), "select ... from range(1000)")
+    """
+
+    def __init__(self, platform: Platform):
+        self.platform = platform
+        self._catalog = None
+
+    @property
+    def catalog(self):
+        if self._catalog is None:
+            from lakeport.catalog import load_catalog
+
+            self._catalog = load_catalog(self.platform)
+        return self._catalog
+
+    @contextlib.contextmanager
+    def session(self, context: dg.AssetExecutionContext) -> Iterator["TableSession"]:
+        """An in-memory DuckDB held to this run's profile, able to read the warehouse."""
+        from lakeport.duckdb_connection import connect
+        from lakeport.duckdb_s3 import configure_s3
+
+        settings = derive_duckdb_settings(
+            self.platform.profile(context.run.tags.get(PROFILE_TAG)),
+            spill_dir=default_spill_dir(self.platform),
+        )
+        with contextlib.closing(connect(settings)) as connection:
+            configure_s3(connection, self.platform)
+            yield TableSession(self, context, connection, settings)
+
+
+class TableSession:
+    """One asset's DuckDB connection and the catalog it writes to."""
+
+    def __init__(self, tables: IcebergTables, context, connection, settings: "DuckDBSettings"):
+        self.tables = tables
+        self.context = context
+        self.connection = connection
+        self.settings = settings
+
+    def scan(self, identifier: Sequence[str]) -> str:
+        """SQL for the table's current snapshot, e.g. `f"select * from {session.scan(...)}"`."""
+        table = self.tables.catalog.load_table(tuple(identifier))
+        location = table.metadata_location.replace("'", "''")
+        return f"iceberg_scan('{location}')"
+
+    def write(
+        self,
+        identifier: Sequence[str],
+        query: str,
+        params: list | None = None,
+        mode: "WriteMode" = None,
+    ) -> dg.MaterializeResult:
+        """Replace the table's rows (or a day window, or append) with the query's: one
+        commit. Returns the asset's materialization, recording the snapshot written."""
+        from lakeport.iceberg_publish import publish
+
+        def rows():
+            return self.connection.execute(query, params or []).fetch_record_batch(100_000)
+
+        published = publish(self.tables.catalog, tuple(identifier), rows, mode)
+        self.context.log.info(
+            f"wrote {published.identifier} to Iceberg ({published.operation}): "
+            f"{published.row_count} rows, snapshot {published.snapshot_id}"
+        )
+        return dg.MaterializeResult(
+            metadata={**published.as_metadata(), **self.settings.as_metadata()}
+        )
