@@ -28,9 +28,10 @@ $(CHECKOV_VENV)/.installed: constraints-checkov.txt
 	$(CHECKOV_VENV)/bin/uv pip install -q --python $(CHECKOV_VENV)/bin/python -r constraints-checkov.txt
 	touch $@
 
-install: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## create .venv with the pinned set, fetch helm, install Postgres/Chromium if missing
+install: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## create .venv with the pinned set, fetch helm and the Iceberg REST server, install Postgres/Chromium/Java if missing
 	python3 scripts/fetch-helm.py $(TOOLS_BIN)
 	bash scripts/install-system-deps.sh
+	bash scripts/fetch-iceberg-rest.sh $(CURDIR)/.tools/iceberg
 
 test: install ## install everything, then run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: PostgreSQL server binaries (integration tests and
-# `make dev`) and Chromium + ChromeDriver (UI tests). Idempotent: installs only what is missing.
+# `make dev`), Chromium + ChromeDriver (UI tests), and a Java 17+ runtime with Maven (the
+# Iceberg REST catalog server the REST-catalog tests run). Idempotent: installs only what
+# is missing.
 set -euo pipefail
 
 missing=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -59,3 +59,20 @@ def s3_env(s3_server, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", s3_server.region)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.endpoint)
     return dict(os.environ)
+
+
+@pytest.fixture(scope="session")
+def iceberg_rest_server(s3_server):
+    """A running Iceberg REST catalog server (Apache Iceberg's own) on the test S3 endpoint."""
+    from support.iceberg_rest import IcebergRestServer
+
+    s3_server.ensure_buckets("lakeport-warehouse")
+    data_dir = Path(tempfile.mkdtemp(prefix="lakeport-iceberg-rest-"))
+    server = IcebergRestServer(
+        port=free_port(), s3_endpoint=s3_server.endpoint,
+        warehouse="s3://lakeport-warehouse/rest/", data_dir=data_dir,
+    )
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)

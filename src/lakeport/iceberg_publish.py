@@ -20,6 +20,12 @@ answers the other with CommitFailedException (the REST spec's assert-ref-snapsho
 requirement; the SQL catalog's compare-and-swap on metadata_location). A replacing write
 retries on the fresh snapshot (its result does not depend on the old rows); an append
 re-checks its base snapshot first, and so fails naming the conflict.
+
+lakeport owns that retry. pyiceberg 0.12 would otherwise retry a failed commit itself,
+rebasing an append onto whatever snapshot won (Transaction.commit_transaction ->
+_rebuild_snapshot_updates), which for an increment computed against the old snapshot
+means rows appended twice or on the wrong base. So every table lakeport writes carries
+`commit.retry.num-retries = 0`, and each attempt here starts from a fresh load.
 """
 
 import time
@@ -34,6 +40,8 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
 
 COMMIT_ATTEMPTS = 4
+# pyiceberg's TableProperties.COMMIT_NUM_RETRIES: no rebasing retries inside pyiceberg.
+NO_PYICEBERG_RETRIES = {"commit.retry.num-retries": "0"}
 
 
 class IncrementConflictError(RuntimeError):
@@ -87,7 +95,7 @@ def publish(
     `rows` is a factory: a commit that lost a race is retried with a fresh reader, since a
     reader is consumed by the attempt that failed.
     """
-    from pyiceberg.exceptions import CommitFailedException
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
 
     name = ".".join(identifier)
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
@@ -95,7 +103,7 @@ def publish(
         table = _load_or_create(catalog, identifier, reader.schema)
         try:
             operation = _write(table, name, reader, mode)
-        except CommitFailedException as exc:
+        except (CommitFailedException, ValidationException) as exc:
             if attempt == COMMIT_ATTEMPTS:
                 raise RuntimeError(
                     f"Iceberg table {name}: {COMMIT_ATTEMPTS} commits in a row lost to "
@@ -136,10 +144,16 @@ def _load_or_create(catalog: "Catalog", identifier: tuple[str, str], schema) -> 
         from pyiceberg.exceptions import TableAlreadyExistsError
 
         try:
-            return catalog.create_table(identifier, schema=schema)
+            return catalog.create_table(
+                identifier, schema=schema, properties=NO_PYICEBERG_RETRIES
+            )
         except TableAlreadyExistsError:
             # Another run created it a moment ago.
             table = catalog.load_table(identifier)
+    if any(table.properties.get(k) != v for k, v in NO_PYICEBERG_RETRIES.items()):
+        # A table created by something else: lakeport's retry rules from now on.
+        with table.transaction() as transaction:
+            transaction.set_properties(NO_PYICEBERG_RETRIES)
     # A model that gained or widened a column evolves the table instead of failing.
     with table.update_schema() as update:
         update.union_by_name(schema)
