@@ -114,17 +114,13 @@ def schema_yml(models: list[Model]) -> dict:
 
 
 def generate(root: Path, models: int, raw_rows: int = 100, threads: int = 1,
-             publish_marts: bool = False, seed: int = 7) -> Path:
+             seed: int = 7) -> Path:
     """Write the project to `root` (created); returns it."""
     root.mkdir(parents=True, exist_ok=True)
     planned = plan(models, seed)
     layers_config = {
         layer: {"+schema": layer, "+materialized": MATERIALIZED[layer]} for layer, _ in LAYERS
     }
-    if not publish_marts:
-        # lakeport publishes mart tables to the Iceberg catalog by default; benchmarks of
-        # orchestration keep that out, so both sides do the same dbt work and nothing else.
-        layers_config["marts"]["+meta"] = {"lakeport": {"iceberg": False}}
     _write_yaml(root / "dbt_project.yml", {
         "name": PROJECT_NAME,
         "version": "1.0.0",

@@ -222,21 +222,19 @@ class _DbtBuild:
             invocation = dbt.cli(["build"], context=context, raise_on_error=False)
 
         # Events go to Dagster as dbt produces them, so Dagster's handling of each
-        # overlaps dbt's run. Only a node stored in Iceberg waits (its Output and its
-        # checks): dbt holds DuckDB's write lock until it exits, and the Output carries
-        # the snapshot written.
+        # overlaps dbt's run, up to the first node stored in Iceberg: its Output waits
+        # until it is written (dbt holds DuckDB's write lock until it exits, and the
+        # Output carries the snapshot), and so does everything after it, because Dagster
+        # requires a multi-asset's outputs in topological order.
         held: list = []
-        held_keys: set[dg.AssetKey] = set()
         built: list[dg.Output] = []
         for event in invocation.stream():
             if isinstance(event, dg.Output):
                 if self._is_stored(event):
                     built.append(event)
-                    held.append(event)
-                    held_keys.add(context.asset_key_for_output(event.output_name))
-                    continue
-                event = event.with_metadata({**event.metadata, **settings.as_metadata()})
-            elif getattr(event, "asset_key", None) in held_keys:
+                else:
+                    event = event.with_metadata({**event.metadata, **settings.as_metadata()})
+            if held or (isinstance(event, dg.Output) and self._is_stored(event)):
                 held.append(event)
                 continue
             yield event

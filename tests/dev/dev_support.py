@@ -169,11 +169,16 @@ def graphql(url: str, query: str, variables: dict | None = None, timeout: float 
 
 
 def launch_run(platform, location: str, job: str, run_config: dict | None = None,
-               tags: dict | None = None) -> str:
-    """Launch `job` of the code location through `platform.graphql`; the new run's id."""
+               tags: dict | None = None, assets: list[list[str]] | None = None) -> str:
+    """Launch `job` of the code location through `platform.graphql`; the new run's id.
+    `assets` selects asset keys (paths), as the UI's "Materialize" does on `__ASSET_JOB`."""
+    selector = {"repositoryLocationName": location, "repositoryName": "__repository__",
+                "jobName": job}
+    if assets is not None:
+        selector["assetSelection"] = [{"path": path} for path in assets]
+        selector["assetCheckSelection"] = []
     params = {
-        "selector": {"repositoryLocationName": location, "repositoryName": "__repository__",
-                     "jobName": job},
+        "selector": selector,
         "runConfigData": run_config or {},
         "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
     }

@@ -183,30 +183,61 @@ def _launcher_message(platform_process, run_id) -> str:
     return next(m for m in messages if "Run worker pid" in m)
 
 
-def _mart_names(demo_defs) -> set[str]:
-    """Assets the definitions publish to Iceberg (kind `iceberg`), by table name."""
+def _stored_tables(demo_defs) -> set[tuple[str, ...]]:
+    """Assets the definitions store in Iceberg (kind `iceberg`), by table identifier."""
     graph = demo_defs.resolve_asset_graph()
     return {
-        key.path[-1] for key in graph.get_all_asset_keys()
+        tuple(key.path) for key in graph.get_all_asset_keys()
         if "iceberg" in {k.lower() for k in graph.get(key).kinds}
     }
 
 
-def _catalog_rows(effective_platform) -> dict[str, int]:
+def _catalog_rows(effective_platform) -> dict[tuple[str, ...], int]:
     catalog = load_catalog(effective_platform)
-    namespace = effective_platform.catalog.namespace
     return {
-        name: catalog.load_table((namespace, name)).scan().to_arrow().num_rows
-        for _, name in catalog.list_tables(namespace)
+        identifier: catalog.load_table(identifier).scan().to_arrow().num_rows
+        for namespace in catalog.list_namespaces()
+        for identifier in catalog.list_tables(namespace)
     }
 
 
-def test_the_mart_tables_are_in_the_catalog(effective_platform, demo_defs, demo_run):
-    marts = _mart_names(demo_defs)
-    assert marts, "the demo definitions publish no asset to Iceberg"
+def test_every_table_is_in_the_catalog(effective_platform, demo_defs, demo_run):
+    stored = _stored_tables(demo_defs)
+    # Python bronze, the intermediate table and the marts; views are not stored.
+    assert {("raw", "raw_orders"), ("intermediate", "int_orders_enriched"),
+            ("marts", "dim_customers")} <= stored
+    assert not any(identifier[0] == "staging" for identifier in stored)
     rows = _catalog_rows(effective_platform)
-    assert marts <= set(rows), f"missing from the catalog: {marts - set(rows)}"
-    assert all(rows[name] > 0 for name in marts), rows
+    assert stored == set(rows), f"catalog differs: {stored ^ set(rows)}"
+    assert all(rows[identifier] > 0 for identifier in stored), rows
+
+
+ASSET_JOB = "__ASSET_JOB"
+RUN_ASSETS = """
+query Run($runId: ID!) { runOrError(runId: $runId) { ... on Run {
+  status assetSelection { path } } } }"""
+
+
+def test_each_single_asset_materialises_in_an_empty_run_scratch(platform_process, demo_run):
+    """As the UI's "Materialize" on one asset: a run of __ASSET_JOB selecting only it, in
+    a run worker whose scratch directory is new; upstream comes from the catalog."""
+    partition = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+    singles = {
+        ("raw", "raw_orders"): {},                                 # a Python bronze asset
+        ("staging", "stg_orders"): {},                             # a view
+        ("intermediate", "int_orders_enriched"): {},               # a table
+        ("marts", "fct_orders"): {"dagster/partition": partition},  # one day of the fact
+        ("marts", "dim_customers"): {},                            # a mart
+    }
+    runs = {
+        path: launch_run(platform_process, LOCATION, ASSET_JOB, tags=tags, assets=[list(path)])
+        for path, tags in singles.items()
+    }
+    for path, run_id in runs.items():
+        status = _wait_for_status(platform_process, run_id, ("SUCCESS", "FAILURE", "CANCELED"))
+        assert status == "SUCCESS", f"{path}: run {run_id} ended {status}"
+        run = platform_process.graphql(RUN_ASSETS, {"runId": run_id})["runOrError"]
+        assert [a["path"] for a in run["assetSelection"]] == [list(path)]
 
 
 def test_the_ui_in_a_browser(platform_process, demo_defs, demo_run, browser, artifacts):
@@ -225,6 +256,100 @@ def test_the_ui_in_a_browser(platform_process, demo_defs, demo_run, browser, art
     assert JOB in text
     assert "Success" in text
     assert "dbt_models" in text  # the run's step, from the event log shown on the page
+
+
+RUNS_OF_ASSET_JOB = """
+{ runsOrError(filter: {pipelineName: "__ASSET_JOB"}) { ... on Runs { results {
+  runId status assetSelection { path } } } } }"""
+
+
+def test_materialize_one_mart_in_the_ui(platform_process, demo_run, browser, artifacts):
+    """The user's path: the mart's asset page, its "Materialize" button, a run that succeeds."""
+    from browser_support import body_text, dismiss_community_modal, wait_for
+    from selenium.webdriver.common.by import By
+
+    def runs():
+        return platform_process.graphql(RUNS_OF_ASSET_JOB)["runsOrError"]["results"]
+
+    before = {run["runId"] for run in runs()}
+    browser.get(platform_process.url + "/assets/marts/dim_customers")
+    dismiss_community_modal(browser, timeout=10, required=False)
+    wait_for(lambda: "dim_customers" in body_text(browser), what="the asset page")
+    button = wait_for(
+        lambda: next((b for b in browser.find_elements(By.TAG_NAME, "button")
+                      if b.text.strip() == "Materialize" and b.is_enabled()), None),
+        what="the Materialize button",
+    )
+    button.click()
+    new = wait_for(lambda: [r for r in runs() if r["runId"] not in before], timeout=60,
+                   what="the run the button launched")
+    assert len(new) == 1 and [a["path"] for a in new[0]["assetSelection"]] == [
+        ["marts", "dim_customers"]]
+    browser.save_screenshot(str(artifacts / "materialize-launched.png"))
+    status = _wait_for_status(platform_process, new[0]["runId"],
+                              ("SUCCESS", "FAILURE", "CANCELED"))
+    assert status == "SUCCESS"
+
+
+SENSOR_SELECTOR = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__",
+                   "sensorName": "lakeport_automation_transform"}
+START_SENSOR = """
+mutation Start($selector: SensorSelector!) { startSensor(sensorSelector: $selector) {
+  __typename ... on Sensor { sensorState { status } } ... on PythonError { message } } }"""
+STOP_SENSOR = """
+mutation Stop($id: String!) { stopSensor(id: $id) { __typename } }"""
+SENSOR_TICKS = """
+query Ticks($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
+  ... on Sensor { id sensorState { ticks(limit: 5) { status timestamp } } } } }"""
+RUNS_WITH_ASSETS = """
+{ runsOrError { ... on Runs { results { runId status creationTime
+  assetSelection { path } tags { key value } } } } }"""
+
+
+def test_automation_requests_the_views_downstream_of_a_new_bronze_table(
+    platform_process, demo_run
+):
+    """Declarative automation under `lakeport dev`: after a bronze asset is materialised,
+    the automation sensor requests the views downstream, and their runs succeed."""
+    started = platform_process.graphql(START_SENSOR, {"selector": SENSOR_SELECTOR})
+    assert started["startSensor"]["__typename"] == "Sensor", started
+
+    def sensor():
+        return platform_process.graphql(SENSOR_TICKS, {"selector": SENSOR_SELECTOR})[
+            "sensorOrError"]
+
+    def ticks():
+        return sensor()["sensorState"]
+
+    sensor_id = sensor()["id"]
+    try:
+        # A first evaluation sets the baseline; updates after it are what "eager" sees.
+        deadline = time.monotonic() + 180
+        while not [t for t in ticks()["ticks"] if t["status"] in ("SUCCESS", "SKIPPED")]:
+            assert time.monotonic() < deadline, "the automation sensor never ticked"
+            time.sleep(3)
+        bronze = launch_run(platform_process, LOCATION, ASSET_JOB, assets=[["raw", "raw_orders"]])
+        assert _wait_for_status(platform_process, bronze, ("SUCCESS", "FAILURE")) == "SUCCESS"
+
+        def automated_view_run():
+            runs = platform_process.graphql(RUNS_WITH_ASSETS)["runsOrError"]["results"]
+            return next((r for r in runs
+                         if ["staging", "stg_orders"] in [a["path"] for a in r["assetSelection"]]
+                         and any(t["key"] == "dagster/sensor_name" for t in r["tags"])), None)
+
+        deadline = time.monotonic() + 240
+        run = automated_view_run()
+        while run is None:
+            assert time.monotonic() < deadline, "no automated run of staging/stg_orders"
+            time.sleep(5)
+            run = automated_view_run()
+        status = _wait_for_status(platform_process, run["runId"], ("SUCCESS", "FAILURE"))
+        assert status == "SUCCESS"
+        tags = {t["key"]: t["value"] for t in run["tags"]}
+        assert tags["dagster/sensor_name"] == "lakeport_automation_transform"
+        assert tags[PROFILE_TAG] == "transform"
+    finally:
+        platform_process.graphql(STOP_SENSOR, {"id": sensor_id})
 
 
 def test_the_postgres_password_stays_in_its_file(platform_process, demo_run):
