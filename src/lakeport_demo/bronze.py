@@ -15,6 +15,7 @@ import os
 
 import dagster as dg
 
+from lakeport.automation import table_condition
 from lakeport.lakehouse_io import IcebergTables
 
 RAW_ROWS_ENV = "LAKEPORT_DEMO_RAW_ROWS"
@@ -82,6 +83,8 @@ def _bronze_asset(name: str, sql, description: str) -> dg.AssetsDefinition:
         owners=[OWNER],
         kinds={"python", "iceberg"},
         metadata={"lakeport/iceberg_table": f"raw.{name}"},
+        # A nightly export: rebuilt on the tables' cron by the automation sensors.
+        automation_condition=table_condition(),
     )
     def bronze(context: dg.AssetExecutionContext, lakehouse: dg.ResourceParam[IcebergTables]):
         with lakehouse.session(context) as session:

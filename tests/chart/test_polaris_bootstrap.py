@@ -27,7 +27,7 @@ class FakeWorld:
         self.catalogs, self.catalog_roles, self.grants = {}, {}, set()
         self.principals = {"root": "s3cr3t-root"}  # client id == principal name here
         self.principal_roles, self.assignments, self.role_catalog_roles = set(), set(), set()
-        self.namespaces, self.secret_data = set(), {}
+        self.namespace_listings, self.secret_data = [], {}
         self.requests = []
         self.rotations = 0
 
@@ -57,6 +57,9 @@ def _handler(world: FakeWorld):
             secret = "/api/v1/namespaces/lakeport/secrets/lakeport-polaris-principal"
             if self.path.startswith(secret):
                 return self._reply(200, {"data": world.secret_data})
+            if self.path == "/api/catalog/v1/lakeport/namespaces" and self._authorized():
+                world.namespace_listings.append(self.headers["Authorization"])
+                return self._reply(200, {"namespaces": []})
             self._reply(404, {"error": "not found"})
 
         def do_PATCH(self):  # noqa: N802
@@ -127,12 +130,6 @@ def _handler(world: FakeWorld):
                     return self._reply(409)
                 world.principal_roles.add(name)
                 return self._reply(201)
-            if self.path.endswith("/namespaces"):
-                ns = tuple(body["namespace"])
-                if ns in world.namespaces:
-                    return self._reply(409)
-                world.namespaces.add(ns)
-                return self._reply(200, body)
             self._reply(404)
 
     return Handler
@@ -184,11 +181,11 @@ def test_first_run_sets_everything_up(world, platform):
     assert ("lakeport", "lakeport_writer", "CATALOG_MANAGE_CONTENT") in world.grants
     assert world.assignments == {("dagster", "dagster_role")}
     assert world.role_catalog_roles == {("dagster_role", "lakeport", "lakeport_writer")}
-    assert world.namespaces == {("analytics",)}
     assert _stored(world) == "dagster:secret-dagster-0"
-    # The namespace was created with the Dagster principal's token: the grants work.
-    ns_call = next(r for r in world.requests if r[1].endswith("/namespaces"))
-    assert ns_call[1] == "/api/catalog/v1/lakeport/namespaces"
+    # The catalog was read with the Dagster principal's own token: its grants work. No
+    # namespace is made up front: runs create one per dbt schema as they write.
+    assert world.namespace_listings == ["Bearer token-for-dagster"]
+    assert not [r for r in world.requests if r[0] == "POST" and r[1].endswith("/namespaces")]
 
 
 def test_second_run_changes_nothing(world, platform):

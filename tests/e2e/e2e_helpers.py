@@ -507,10 +507,13 @@ def ui_screenshot(driver, url: str, expect_text: str, target: Path, timeout: flo
 
 @dataclass(frozen=True)
 class ExpectedTables:
-    namespace: str
-    tables: frozenset[str]
+    tables: frozenset[tuple[str, str]]  # (namespace, name)
+
+    @property
+    def namespaces(self) -> list[str]:
+        return sorted({namespace for namespace, _ in self.tables})
 
     def missing(self, listed: Sequence[tuple[str, ...]]) -> list[str]:
-        """Tables not listed; `listed` as pyiceberg's list_tables returns identifiers."""
-        names = {ident[-1] for ident in listed}
-        return sorted(self.tables - names)
+        """Tables not listed, as `namespace.name`; `listed` as pyiceberg's list_tables
+        returns identifiers."""
+        return sorted(".".join(t) for t in self.tables - {tuple(ident) for ident in listed})

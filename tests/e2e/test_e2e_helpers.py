@@ -430,9 +430,13 @@ def test_forwarded_port():
 
 
 def test_expected_tables_missing():
-    expected = h.ExpectedTables("analytics", frozenset({"daily_revenue", "customers"}))
-    assert expected.missing([("analytics", "daily_revenue")]) == ["customers"]
-    assert expected.missing([("analytics", "daily_revenue"), ("analytics", "customers")]) == []
+    expected = h.ExpectedTables(frozenset({("marts", "daily_revenue"), ("raw", "customers")}))
+    assert expected.namespaces == ["marts", "raw"]
+    assert expected.missing([("marts", "daily_revenue")]) == ["raw.customers"]
+    assert expected.missing([("marts", "daily_revenue"), ("raw", "customers")]) == []
+    # A table of the same name in another namespace is not the expected one.
+    assert expected.missing([("marts", "daily_revenue"), ("marts", "customers")]) == [
+        "raw.customers"]
 
 
 # --- the UI: real dagster-webserver, real headless chromium ---------------------------------

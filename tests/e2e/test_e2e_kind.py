@@ -358,18 +358,22 @@ def test_compute_logs_are_in_the_localstack_bucket(finished_run, cluster, k8s, e
     assert logs["err"]
 
 
-def test_the_mart_tables_are_in_polaris(finished_run, cluster, k8s, effective_platform):
+def test_every_table_is_in_polaris(finished_run, cluster, k8s, effective_platform):
     from pyiceberg.catalog.rest import RestCatalog
 
+    from lakeport.catalog import ACCESS_DELEGATION_PROPERTY
     from lakeport.dbt_manifest import prepare_manifest
-    from lakeport.translator import is_published
+    from lakeport.run_scratch import is_stored, relation_of
 
     core, _, _ = k8s
     raw, platform = effective_platform
     manifest = json.loads(prepare_manifest(DEMO_PROJECT, if_stale=True).read_text())
-    published = frozenset(n["name"] for n in manifest["nodes"].values() if is_published(n))
-    assert published, "the demo publishes no model to Iceberg"
-    expected = h.ExpectedTables(platform.catalog.namespace, published)
+    # Every stored dbt node, and the sources (the demo's Python bronze tables).
+    nodes = [*manifest["nodes"].values(), *manifest["sources"].values()]
+    stored = frozenset(relation_of(n).identifier for n in nodes
+                       if n["resource_type"] != "test" and is_stored(n))
+    assert stored, "the demo stores no table in Iceberg"
+    expected = h.ExpectedTables(stored)
 
     ref = raw["catalog"]["rest"]["credentialsSecret"]
     credential = _secret_value(core, cluster.namespace, ref["secretName"], ref["key"])
@@ -381,8 +385,9 @@ def test_the_mart_tables_are_in_polaris(finished_run, cluster, k8s, effective_pl
             warehouse=platform.catalog.name,
             credential=credential,
             scope=platform.catalog.rest.scope,
+            **{ACCESS_DELEGATION_PROPERTY: ""},
         )
-        listed = catalog.list_tables(expected.namespace)
+        listed = [t for ns in expected.namespaces for t in catalog.list_tables(ns)]
     assert expected.missing(listed) == [], f"listed: {sorted('.'.join(t) for t in listed)}"
 
 

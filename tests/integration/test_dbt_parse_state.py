@@ -78,17 +78,27 @@ def project(tmp_path_factory):
     return project_dir, database
 
 
-def run_job(project_dir, data_dir, monkeypatch, database, log_level_file=None,
+@pytest.fixture
+def s3(s3_server, s3_env):
+    s3_server.ensure_buckets("lakeport-warehouse")
+    return s3_server
+
+
+def run_job(project_dir, data_dir, monkeypatch, database, s3, log_level_file=None,
             partition="2025-01-03"):
     """One lakehouse_job run of a day; returns the target directories of the two dbt
-    invocations it started (its unpartitioned op's and its partitioned op's)."""
+    builds it started (its unpartitioned op's and its partitioned op's), and the others
+    (the partitioned op rebuilds the view it reads, which the first op built)."""
     monkeypatch.setenv(DUCKDB_PATH_ENV, str(database))
     if log_level_file:
         monkeypatch.setenv("DBT_LOG_LEVEL_FILE", log_level_file)
     else:
         monkeypatch.delenv("DBT_LOG_LEVEL_FILE", raising=False)
     before = set((project_dir / "target").iterdir())
-    platform = parse_platform(f"dev: {{dataDir: '{data_dir}'}}\n")
+    platform = parse_platform(
+        f"dev: {{dataDir: '{data_dir}'}}\ncatalog: {{type: sql}}\n"
+        f"objectStorage: {{endpoint: '{s3.endpoint}', pathStyle: true}}\n"
+    )
     defs = build_lakehouse_definitions(project_dir, platform, partitions_start_date="2025-01-01")
     database.unlink(missing_ok=True)
     result = defs.resolve_job_def("lakehouse_job").execute_in_process(
@@ -97,17 +107,21 @@ def run_job(project_dir, data_dir, monkeypatch, database, log_level_file=None,
     assert result.success
     invocations = sorted(p for p in set((project_dir / "target").iterdir()) - before
                          if p.is_dir())
-    assert [p.name.split("-")[0] for p in invocations] == ["dbt_daily_models", "dbt_models"]
-    return invocations
+    builds = [p for p in invocations if p.name.split("-")[0] in ("dbt_daily_models",
+                                                                 "dbt_models")]
+    assert [p.name.split("-")[0] for p in builds] == ["dbt_daily_models", "dbt_models"]
+    return (*builds, [p for p in invocations if p not in builds])
 
 
-def test_a_run_on_the_prepared_path_reuses_the_parse(project, tmp_path, monkeypatch):
+def test_a_run_on_the_prepared_path_reuses_the_parse(project, tmp_path, monkeypatch, s3):
     project_dir, database = project
-    daily, models = run_job(project_dir, tmp_path, monkeypatch, database,
-                            log_level_file="debug")
+    daily, models, others = run_job(project_dir, tmp_path, monkeypatch, database, s3,
+                                    log_level_file="debug")
     log = (models / "dbt.log").read_text()
     assert REUSED_PARSE in log
     assert FULL_PARSE not in log
+    # The view the partitioned op reads was rebuilt from the same parse.
+    assert [FULL_PARSE in (p / "dbt.log").read_text() for p in others] == [False]
     # The partitioned run re-parsed the one file that reads the changed window ...
     daily_log = (daily / "dbt.log").read_text()
     assert FULL_PARSE not in daily_log
@@ -119,17 +133,18 @@ def test_a_run_on_the_prepared_path_reuses_the_parse(project, tmp_path, monkeypa
     assert days == [(date(2025, 1, 3),)]
 
 
-def test_a_run_on_another_path_parses_again(project, tmp_path, monkeypatch):
+def test_a_run_on_another_path_parses_again(project, tmp_path, monkeypatch, s3):
     # What every run did before the manifest was prepared for the runs' path.
     project_dir, _database = project
-    _daily, models = run_job(project_dir, tmp_path, monkeypatch,
-                             tmp_path / "elsewhere.duckdb", log_level_file="debug")
+    _daily, models, _others = run_job(project_dir, tmp_path, monkeypatch,
+                                      tmp_path / "elsewhere.duckdb", s3, log_level_file="debug")
     log = (models / "dbt.log").read_text()
     assert f"{FULL_PARSE} because profile has changed" in log
 
 
-def test_dbt_writes_no_log_file_unless_asked(project, tmp_path, monkeypatch):
+def test_dbt_writes_no_log_file_unless_asked(project, tmp_path, monkeypatch, s3):
     project_dir, database = project
-    for target in run_job(project_dir, tmp_path, monkeypatch, database):
+    daily, models, others = run_job(project_dir, tmp_path, monkeypatch, database, s3)
+    for target in [daily, models, *others]:
         assert (target / "run_results.json").is_file()
         assert not (target / "dbt.log").exists()

@@ -19,6 +19,7 @@ TABLES = {
     INTERMEDIATE,
     dg.AssetKey(["marts", "dim_customers"]),
     dg.AssetKey(["marts", "mart_customer_revenue"]),
+    dg.AssetKey(["marts", "fct_payments"]),
 }
 FACT = dg.AssetKey(["marts", "fct_orders"])
 # The demo's tables run on the default cron, 03:00 UTC.
