@@ -50,6 +50,7 @@ from lakeport.run_scratch import (
     UpstreamMissingError,
     added_rows_query,
     base_row_count,
+    empty_scratch,
     fill_scratch,
     is_stored,
     plan_scratch,
@@ -269,14 +270,24 @@ class _DbtBuild:
 
     def _fill_scratch(self, context, settings, database: Path, catalog, access, plan):
         """Start from an empty scratch database and put in what the selection reads."""
-        # The scratch is the run's alone: whatever an earlier run left in it (on one
-        # machine, outside a run's own scratch directory) must not stand in for the
-        # catalog's current snapshots.
-        for leftover in (database, database.with_name(database.name + ".wal")):
-            leftover.unlink(missing_ok=True)
+        import duckdb
+
         database.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with contextlib.closing(connect(settings, database)) as connection:
+            connection = connect(settings, database)
+        except duckdb.IOException as exc:
+            # Another process holds DuckDB's write lock on the file (on one machine, a
+            # second run or a notebook using the same path): it may let go.
+            raise dg.Failure(
+                description=f"the run's scratch database {database} cannot be opened: {exc}",
+                allow_retries=is_transient_dbt_error(str(exc)),
+            ) from exc
+        try:
+            with contextlib.closing(connection):
+                # The scratch is the run's alone: whatever an earlier run left in it (on
+                # one machine, outside a run's own scratch directory) must not stand in
+                # for the catalog's current snapshots.
+                empty_scratch(connection)
                 configure_s3(connection, access)
                 bases = fill_scratch(connection, catalog, plan)
         except UpstreamMissingError as exc:

@@ -146,6 +146,24 @@ class IncrementalBase:
     metadata_location: str | None
 
 
+def empty_scratch(connection: "duckdb.DuckDBPyConnection") -> None:
+    """Drop every relation and schema a database holds: a scratch starts empty."""
+    schemas = connection.execute(
+        "select schema_name from information_schema.schemata where catalog_name = "
+        "current_database() and schema_name not in ('main', 'information_schema', "
+        "'pg_catalog')"
+    ).fetchall()
+    for (schema,) in schemas:
+        connection.execute(f'drop schema "{_ident(schema)}" cascade')
+    relations = connection.execute(
+        "select table_name, table_type from information_schema.tables where "
+        "table_catalog = current_database() and table_schema = 'main'"
+    ).fetchall()
+    for name, kind in relations:
+        what = "view" if kind == "VIEW" else "table"
+        connection.execute(f'drop {what} if exists main."{_ident(name)}" cascade')
+
+
 def fill_scratch(
     connection: "duckdb.DuckDBPyConnection", catalog: "Catalog", plan: ScratchPlan
 ) -> dict[str, IncrementalBase]:

@@ -16,6 +16,7 @@ import os
 import dagster as dg
 
 from lakeport.automation import table_condition
+from lakeport.dbt_assets import DEFAULT_RETRY_POLICY
 from lakeport.lakehouse_io import IcebergTables
 
 RAW_ROWS_ENV = "LAKEPORT_DEMO_RAW_ROWS"
@@ -85,6 +86,8 @@ def _bronze_asset(name: str, sql, description: str) -> dg.AssetsDefinition:
         metadata={"lakeport/iceberg_table": f"raw.{name}"},
         # A nightly export: rebuilt on the tables' cron by the automation sensors.
         automation_condition=table_condition(),
+        # The catalog or S3 may blip: retried as the dbt models are.
+        retry_policy=DEFAULT_RETRY_POLICY,
     )
     def bronze(context: dg.AssetExecutionContext, lakehouse: dg.ResourceParam[IcebergTables]):
         with lakehouse.session(context) as session:

@@ -35,6 +35,7 @@ from lakeport.credentials import CATALOG_CREDENTIAL_ENV  # noqa: E402
 from lakeport.dbt_assets import DUCKDB_PATH_ENV  # noqa: E402
 from lakeport.dbt_manifest import ManifestCycleError, ManifestMissingError  # noqa: E402
 from lakeport.lakehouse import build_lakehouse_definitions  # noqa: E402
+from lakeport_demo.bronze import BRONZE_ASSETS  # noqa: E402
 from lakeport_demo.build import PARTITIONS_START_DATE, build_demo_definitions  # noqa: E402
 
 # --- platform.yaml -----------------------------------------------------------------------
@@ -144,12 +145,14 @@ SLICE = [dg.AssetKey(k) for k in (
     ["raw", "raw_customers"], ["raw", "raw_orders"], ["raw", "raw_payments"],
     ["staging", "stg_customers"], ["staging", "stg_orders"], ["staging", "stg_payments"],
     ["intermediate", "int_orders_enriched"], ["marts", MART])]
+# The slice's dbt models alone: they read the bronze tables from the catalog.
+DBT_SLICE = [key for key in SLICE if key.path[0] != "raw"]
 
 
 def _catalog_state(catalog) -> dict:
     """Every table's current snapshot and metadata file: what a half commit would change."""
     state = {}
-    for identifier in catalog.list_tables("analytics"):
+    for identifier in [t for ns in catalog.list_namespaces() for t in catalog.list_tables(ns)]:
         table = catalog.load_table(identifier)
         state[".".join(identifier)] = (table.metadata_location,
                                        [s.snapshot_id for s in table.snapshots()])
@@ -161,12 +164,13 @@ def _warehouse_keys(s3_server) -> set[str]:
     return {o["Key"] for page in pages for o in page.get("Contents", [])}
 
 
-def _run(platform, project, instance, retry_policy=None):
+def _run(platform, project, instance, retry_policy=None, selection=DBT_SLICE):
     defs = build_lakehouse_definitions(project, platform,
                                        partitions_start_date=PARTITIONS_START_DATE,
-                                       retry_policy=retry_policy)
+                                       retry_policy=retry_policy, python_assets=BRONZE_ASSETS)
     job = defs.resolve_job_def("lakehouse_job")
-    return job.execute_in_process(instance=instance, asset_selection=SLICE, raise_on_error=False)
+    return job.execute_in_process(instance=instance, asset_selection=selection,
+                                  raise_on_error=False)
 
 
 def _failure_text(instance, run_id) -> str:
@@ -188,9 +192,9 @@ def published(tmp_path, s3_server, s3_env, postgres_server, postgres_database, m
     platform = demo_platform(tmp_path / "data", s3_server.endpoint)
     project = prepare(copy_project(tmp_path / "dbt_project"))
     with postgres_instance(postgres_server, postgres_database, tmp_path / "home") as instance:
-        assert _run(platform, project, instance).success
+        assert _run(platform, project, instance, selection=SLICE).success
         catalog = load_catalog(platform)
-        assert f"analytics.{MART}" in _catalog_state(catalog)
+        assert f"marts.{MART}" in _catalog_state(catalog)
         yield platform, project, instance, catalog
 
 
@@ -208,9 +212,18 @@ def test_bad_sql_fails_the_run_naming_the_model_and_leaves_the_catalog_as_it_was
     text = _failure_text(instance, result.run_id)
     assert "dbt build failed" in text and MART in text and "syntax error" in text, text
     assert f"models/marts/{MART}.sql" in text, text
-    assert _catalog_state(catalog) == before
-    # The models that did build are published whole (one snapshot each, in their own
-    # commit); the broken mart gets nothing, so no new files belong to it.
+    after = _catalog_state(catalog)
+    # The broken mart's table is exactly as it was; the model that built before it in the
+    # same run (int_orders_enriched) is written whole, as its materialization says.
+    assert after[f"marts.{MART}"] == before[f"marts.{MART}"]
+    assert set(after) == set(before)
+    changed = {name for name in after if after[name] != before[name]}
+    assert changed == {"intermediate.int_orders_enriched"}
+    materialized = {e.asset_key for e in result.all_events
+                    if e.event_type_value == "ASSET_MATERIALIZATION"}
+    assert dg.AssetKey(["intermediate", "int_orders_enriched"]) in materialized
+    assert dg.AssetKey(["marts", MART]) not in materialized
+    # The broken mart gets nothing, so no new files belong to it.
     assert not [k for k in _warehouse_keys(s3_server) - keys if f"/{MART}/" in k]
 
 
