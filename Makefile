@@ -51,10 +51,11 @@ schema: install ## regenerate charts/lakeport/values.schema.json and values.yaml
 # --- benchmarks: each prints a table and writes bench/results/<name>.json (kept in git) ---
 .PHONY: bench
 
-bench: install ## run the three benchmarks at full size (~10 min on an idle 2-core machine; root, for cgroups)
+bench: install ## run the four benchmarks at full size (~15 min on an idle 2-core machine; root, for cgroups)
 	$(PY) -m bench.memory_discipline
 	$(PY) -m bench.codelocation_load
 	$(PY) -m bench.orchestration_overhead
+	$(PY) -m bench.single_mart_run
 
 # --- one machine: the whole platform without Kubernetes ---
 .PHONY: dev

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from bench import codelocation_load, memory_discipline, orchestration_overhead
+from bench import codelocation_load, memory_discipline, orchestration_overhead, single_mart_run
 from bench.cgroup import CgroupUnavailable, limited_cgroup
 from lakeport.duckdb_settings import DEFAULT_MEMORY_FRACTION
 
@@ -99,3 +99,15 @@ def test_orchestration_overhead_smoke(tmp_path):
     assert bare["nodes_ok"] == bare["nodes"] > 0
     assert document["summary"]["ratio"] > 0
     assert document["targets"]["complete"]["pass"] is True
+
+
+def test_single_mart_run_smoke(tmp_path):
+    output = tmp_path / "single_mart_run.json"
+    assert single_mart_run.main(["--raw-rows", "2000", "--runs", "1", "--output", str(output)]) == 0
+    document = _load(output)
+    sides = {run["side"]: run for run in document["runs"]}
+    assert set(sides) == {"catalog", "local"}
+    # Both built the same mart: 2000 orders make 200 customers, each with a row.
+    assert sides["catalog"]["mart_rows"] == sides["local"]["mart_rows"] == 200
+    assert document["targets"]["same_result"]["pass"] is True
+    assert document["summary"]["ratio"] > 0
