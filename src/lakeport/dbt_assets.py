@@ -9,9 +9,13 @@ model reads with `env_var()`. Not as `--vars`: dbt throws its whole saved parse 
 the command-line vars change, while a changed environment variable re-parses only the
 files that read it.
 
-dbt's events reach Dagster as dbt produces them. After dbt finishes (it holds DuckDB's
-write lock while it runs) the op publishes each built mart to the Iceberg catalog; a
-mart's materialization (and its checks) waits for that, so it records the Iceberg
+Before dbt starts, the op fills the run's empty scratch database from the Iceberg catalog
+(lakeport.run_scratch): what the selection reads but does not build becomes a view over
+the catalog's current snapshot, unselected views it reads through are rebuilt, and a
+selected incremental model gets its table to build on. dbt's events reach Dagster as dbt
+produces them. After dbt finishes (it holds DuckDB's write lock while it runs) the op
+writes each table it built to the catalog, one commit each (lakeport.iceberg_publish); a
+table's materialization (and its checks) waits for that, so it records the Iceberg
 snapshot written. Every materialization records the DuckDB settings used.
 
 A dbt error (bad SQL, a failing test) is raised as a Failure that is not retried: the
