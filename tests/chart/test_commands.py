@@ -3,11 +3,10 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
-from chart_render import dagster_yaml, one, pod_spec, render_env
+from chart_render import one, pod_spec, render_env
 
 WORKSPACE = "/opt/dagster/workspace/workspace.yaml"
 
@@ -72,44 +71,6 @@ def test_wait_for_postgres_returns_once_postgres_listens(postgres_server):
         capture_output=True, text=True, timeout=30,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_migrate_job_migrates_a_real_instance(postgres_server, tmp_path):
-    """`dagster instance migrate` with the hook's dagster.yaml, the Postgres target swapped
-    for the test server: the same command the pre-upgrade Job runs."""
-    objects = render_env("kind")
-    hook_cm = one(objects, "ConfigMap", "lakeport-migrate")
-    hook_config = yaml.safe_load(hook_cm["data"]["dagster.yaml"])
-    assert hook_config == dagster_yaml(objects)
-    postgres_server.ensure_database("chart_migrate")
-    for storage in ("run_storage", "event_log_storage", "schedule_storage"):
-        db = hook_config[storage]["config"]["postgres_db"]
-        db.update(hostname=postgres_server.host, port=postgres_server.port, db_name="chart_migrate")
-        db["params"]["sslmode"] = "disable"
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "n", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "n", "user": {"token": "x"}}],
-        "contexts": [{"name": "n", "context": {"cluster": "n", "user": "n"}}],
-        "current-context": "n",
-    }))
-    hook_config["run_launcher"]["config"].update(
-        load_incluster_config=False, kubeconfig_file=str(kubeconfig))
-    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(hook_config))
-
-    job = _container(objects, "Job", "lakeport-migrate")
-    assert job["command"] == ["dagster", "instance", "migrate"]
-    dagster = Path(sys.executable).parent / "dagster"
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path),
-           "LAKEPORT_POSTGRES_PASSWORD": postgres_server.password}
-    result = subprocess.run([str(dagster), *job["command"][1:]], env=env, capture_output=True,
-                            text=True, timeout=240)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    with postgres_server.connect("chart_migrate") as conn:
-        tables = {r[0] for r in conn.execute(
-            "select tablename from pg_tables where schemaname = 'public'")}
-    assert {"runs", "event_logs", "jobs", "alembic_version"} <= tables
 
 
 def test_postgres_init_script_creates_the_polaris_database(postgres_server, tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_render import dagster_yaml, one, render_env
+from chart_render import dagster_yaml, one, pod_spec, render_env
 
 TOKEN_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -31,7 +31,7 @@ def _point_at(config: dict, postgres_server, database: str) -> dict:
     return config
 
 
-def _migrate(config: dict, home: Path, postgres_server) -> subprocess.CompletedProcess:
+def _migrate(config: dict, home: Path, postgres_server, command) -> subprocess.CompletedProcess:
     home.mkdir(parents=True)
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     env = {
@@ -43,9 +43,16 @@ def _migrate(config: dict, home: Path, postgres_server) -> subprocess.CompletedP
         "KUBERNETES_SERVICE_HOST": "10.96.0.1",
         "KUBERNETES_SERVICE_PORT": "443",
     }
-    dagster = Path(sys.executable).with_name("dagster")
-    return subprocess.run([str(dagster), "instance", "migrate"], env=env, capture_output=True,
+    # The Job's own command, with this venv's dagster.
+    dagster = Path(sys.executable).with_name(command[0])
+    return subprocess.run([str(dagster), *command[1:]], env=env, capture_output=True,
                           text=True, timeout=300)
+
+
+def _command(objects) -> list[str]:
+    (container,) = pod_spec(one(objects, "Job", "lakeport-migrate"))["containers"]
+    assert container["command"] == ["dagster", "instance", "migrate"]
+    return container["command"]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +72,7 @@ def test_the_hook_config_migrates_a_real_postgres(objects, postgres_server, tmp_
     database = "migrate_hook"
     postgres_server.ensure_database(database)
     result = _migrate(_point_at(config, postgres_server, database), tmp_path / "home",
-                      postgres_server)
+                      postgres_server, _command(objects))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "Running migration" in result.stdout
     with postgres_server.connect(database) as connection:
@@ -80,6 +87,6 @@ def test_the_instance_config_fails_there_as_the_hook_did_before(
     database = "migrate_regular"
     postgres_server.ensure_database(database)
     config = _point_at(dagster_yaml(objects), postgres_server, database)
-    result = _migrate(config, tmp_path / "home", postgres_server)
+    result = _migrate(config, tmp_path / "home", postgres_server, _command(objects))
     assert result.returncode != 0
     assert "Service token file does not exist" in result.stdout + result.stderr

@@ -161,10 +161,11 @@ long-running pods may already be starting (see templates/polaris/bootstrap-job.y
 {{- define "lakeport.uid" -}}10001{{- end -}}
 
 {{- define "lakeport.podSecurityContext" -}}
+{{- $gid := .gid | default .uid -}}
 runAsNonRoot: true
 runAsUser: {{ .uid }}
-runAsGroup: {{ .uid }}
-fsGroup: {{ .uid }}
+runAsGroup: {{ $gid }}
+fsGroup: {{ $gid }}
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
