@@ -4,13 +4,16 @@ The realm itself (schema, root principal) is bootstrapped by the Polaris admin t
 the Polaris pod before the server starts. This module then, through Polaris' REST APIs:
 creates the Iceberg catalog on the warehouse bucket (S3, path-style, no STS for
 S3-compatible endpoints), a principal for Dagster, a principal role and a catalog role
-with CATALOG_MANAGE_CONTENT, and the catalog's namespace; and it writes the principal's
+with CATALOG_MANAGE_CONTENT; and it writes the principal's
 "client_id:client_secret" into the Kubernetes Secret that Dagster pods and run pods read
 as LAKEPORT_CATALOG_CREDENTIAL.
 
-Every step tolerates having run before. A principal's secret can only be read when it is
-created or rotated, so when the Secret no longer holds working credentials the principal
-is rotated and the Secret rewritten.
+Every step tolerates having run before: what exists is left alone, and grants and role
+assignments are listed before they are made, because Polaris 1.2.0 on relational-jdbc
+answers a repeated grant with HTTP 500 (a plain INSERT into grant_records;
+apache/polaris#4553, fixed in 1.6.0 by #4554). A principal's secret can only be read when
+it is created or reset, so when the Secret no longer holds working credentials the
+principal is reset (by root) and the Secret rewritten.
 
 Only the standard library: it runs in the lakeport image with nothing else.
 """
@@ -167,28 +170,41 @@ def ensure_catalog(polaris: Polaris, token: str, platform: Platform) -> None:
         token, "POST", f"{mgmt}/catalogs/{name}/catalog-roles",
         {"catalogRole": {"name": role}}, ok_statuses=(409,),
     )
-    polaris.call(
-        token, "PUT", f"{mgmt}/catalogs/{name}/catalog-roles/{role}/grants",
-        {"grant": {"type": "catalog", "privilege": "CATALOG_MANAGE_CONTENT"}},
-    )
+    grant = {"type": "catalog", "privilege": "CATALOG_MANAGE_CONTENT"}
+    grants = polaris.call(token, "GET", f"{mgmt}/catalogs/{name}/catalog-roles/{role}/grants")
+    if grant not in (grants or {}).get("grants", []):
+        polaris.call(
+            token, "PUT", f"{mgmt}/catalogs/{name}/catalog-roles/{role}/grants", {"grant": grant}
+        )
 
 
 def ensure_principal_roles(polaris: Polaris, token: str, platform: Platform) -> None:
     mgmt = "/api/management/v1"
     principal = platform.polaris.principal
     prole = principal_role_name(platform)
+    crole = catalog_role_name(platform)
+    catalog = platform.catalog.name
     polaris.call(
         token, "POST", f"{mgmt}/principal-roles", {"principalRole": {"name": prole}},
         ok_statuses=(409,),
     )
-    polaris.call(
-        token, "PUT", f"{mgmt}/principals/{principal}/principal-roles",
-        {"principalRole": {"name": prole}},
-    )
-    polaris.call(
-        token, "PUT", f"{mgmt}/principal-roles/{prole}/catalog-roles/{platform.catalog.name}",
-        {"catalogRole": {"name": catalog_role_name(platform)}},
-    )
+    if prole not in _role_names(polaris.call(
+            token, "GET", f"{mgmt}/principals/{principal}/principal-roles")):
+        polaris.call(
+            token, "PUT", f"{mgmt}/principals/{principal}/principal-roles",
+            {"principalRole": {"name": prole}},
+        )
+    if crole not in _role_names(polaris.call(
+            token, "GET", f"{mgmt}/principal-roles/{prole}/catalog-roles/{catalog}")):
+        polaris.call(
+            token, "PUT", f"{mgmt}/principal-roles/{prole}/catalog-roles/{catalog}",
+            {"catalogRole": {"name": crole}},
+        )
+
+
+def _role_names(answer: dict | None) -> set[str]:
+    """Names in a PrincipalRoles / CatalogRoles answer: {"roles": [{"name": ...}, ...]}."""
+    return {role["name"] for role in (answer or {}).get("roles", [])}
 
 
 def principal_credential(polaris: Polaris, token: str, platform: Platform, current: str | None):
@@ -208,8 +224,12 @@ def principal_credential(polaris: Polaris, token: str, platform: Platform, curre
         {"principal": {"name": name}, "credentialRotationRequired": False},
         ok_statuses=(409,),
     )
-    if created is None:  # exists already, its secret unknown to us: rotate
-        created = polaris.call(token, "POST", f"{mgmt}/principals/{name}/rotate")
+    if created is None:
+        # It exists and its secret is unknown to us: reset it. Not rotate: in Polaris
+        # 1.2.0 only the principal itself may rotate its credentials (a self operation),
+        # root gets 403 (apache/polaris#624); root may reset, with an empty body for new
+        # random credentials (ENABLE_CREDENTIAL_RESET, on by default).
+        created = polaris.call(token, "POST", f"{mgmt}/principals/{name}/reset", {})
     creds = created["credentials"]
     return f"{creds['clientId']}:{creds['clientSecret']}", True
 

@@ -57,6 +57,20 @@ def _handler(world: FakeWorld):
             secret = "/api/v1/namespaces/lakeport/secrets/lakeport-polaris-principal"
             if self.path.startswith(secret):
                 return self._reply(200, {"data": world.secret_data})
+            mgmt = "/api/management/v1"
+            parts = self.path.split("/")
+            if self.path.startswith(mgmt) and self._authorized():
+                if self.path.endswith("/grants"):  # catalogs/{c}/catalog-roles/{r}/grants
+                    return self._reply(200, {"grants": [
+                        {"type": "catalog", "privilege": p}
+                        for c, r, p in world.grants if (c, r) == (parts[5], parts[7])]})
+                if self.path.endswith("/principal-roles"):  # principals/{p}/principal-roles
+                    return self._reply(200, {"roles": [
+                        {"name": r} for p, r in world.assignments if p == parts[5]]})
+                if "/catalog-roles/" in self.path:  # principal-roles/{r}/catalog-roles/{c}
+                    return self._reply(200, {"roles": [
+                        {"name": cr} for r, c, cr in world.role_catalog_roles
+                        if (r, c) == (parts[5], parts[7])]})
             if self.path == "/api/catalog/v1/lakeport/namespaces" and self._authorized():
                 world.namespace_listings.append(self.headers["Authorization"])
                 return self._reply(200, {"namespaces": []})
@@ -75,13 +89,25 @@ def _handler(world: FakeWorld):
             if not self._authorized():
                 return self._reply(401)
             parts = self.path.split("/")
+            # Polaris 1.2.0 on relational-jdbc writes every grant as a plain INSERT into
+            # grant_records: the same grant twice is a primary-key violation, answered
+            # with HTTP 500 (apache/polaris#4553; idempotent only from 1.6.0, #4554).
             if self.path.endswith("/grants"):
-                world.grants.add((parts[5], parts[7], body["grant"]["privilege"]))
+                record = (parts[5], parts[7], body["grant"]["privilege"])
+                target = world.grants
             elif self.path.endswith("/principal-roles"):
                 assert parts[5] in world.principals, "role assigned to a missing principal"
-                world.assignments.add((parts[5], body["principalRole"]["name"]))
+                record = (parts[5], body["principalRole"]["name"])
+                target = world.assignments
             elif "/catalog-roles/" in self.path:
-                world.role_catalog_roles.add((parts[5], parts[7], body["catalogRole"]["name"]))
+                record = (parts[5], parts[7], body["catalogRole"]["name"])
+                target = world.role_catalog_roles
+            else:
+                return self._reply(404)
+            if record in target:
+                return self._reply(500, {"error": {"message": "duplicate key value violates "
+                                                   "unique constraint \"grant_records_pkey\""}})
+            target.add(record)
             return self._reply(201)
 
         def do_POST(self):  # noqa: N802
@@ -118,8 +144,16 @@ def _handler(world: FakeWorld):
                 world.principals[name] = f"secret-{name}-0"
                 return self._reply(201, {"principal": {"name": name}, "credentials": {
                     "clientId": name, "clientSecret": world.principals[name]}})
-            if self.path.endswith("/rotate"):
+            if self.path.endswith("/rotate") or self.path.endswith("/reset"):
                 name = self.path.split("/")[5]
+                caller = self.headers["Authorization"].removeprefix("Bearer token-for-")
+                # Polaris 1.2.0: rotate is for the principal itself (a self operation),
+                # reset for the root principal only (PolarisAdminService, PolarisAuthorizerImpl).
+                allowed = caller == name if self.path.endswith("/rotate") else caller == "root"
+                if not allowed:
+                    return self._reply(403, {"error": {"message": "forbidden"}})
+                if self.path.endswith("/reset") and body not in (None, {}):
+                    return self._reply(400)
                 world.rotations += 1
                 world.principals[name] = f"secret-{name}-{world.rotations}"
                 return self._reply(200, {"principal": {"name": name}, "credentials": {
@@ -198,13 +232,33 @@ def test_second_run_changes_nothing(world, platform):
     assert sum(1 for r in world.requests if r[0] == "PATCH") == patches
 
 
-def test_lost_secret_rotates_the_existing_principal(world, platform):
+def test_lost_secret_resets_the_existing_principal(world, platform):
     _run(world, platform)
     world.secret_data.clear()  # e.g. the Secret was deleted and recreated empty
     _run(world, platform)
     assert world.rotations == 1
     assert _stored(world) == "dagster:secret-dagster-1"
     assert pb.split_credential(_stored(world)) == ("dagster", "secret-dagster-1")
+    # With root's token: reset, which root may call (rotate is the principal's own).
+    (call,) = [r for r in world.requests if r[1].endswith(("/rotate", "/reset"))]
+    assert call == ("POST", "/api/management/v1/principals/dagster/reset", {})
+
+
+def test_a_second_run_lists_before_it_grants(world, platform):
+    """Polaris 1.2.0 answers a repeated grant with HTTP 500; the second run (every helm
+    upgrade, or a retry of the Job) must look first and grant nothing again."""
+    _run(world, platform)
+    first = len(world.requests)
+    _run(world, platform)
+    second = world.requests[first:]
+    puts = [r for r in second if r[0] == "PUT"]
+    assert puts == []
+    listed = [r[1] for r in second if r[0] == "GET" and r[1].startswith("/api/management")]
+    assert listed == [
+        "/api/management/v1/catalogs/lakeport/catalog-roles/lakeport_writer/grants",
+        "/api/management/v1/principals/dagster/principal-roles",
+        "/api/management/v1/principal-roles/dagster_role/catalog-roles/lakeport",
+    ]
 
 
 def test_wrong_root_credentials_fail_at_once(world, platform):
