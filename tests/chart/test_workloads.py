@@ -242,6 +242,10 @@ def test_ingress_from_values(tmp_path):
     assert rule["http"]["paths"][0]["path"] == "/"
     assert rule["http"]["paths"][0]["backend"]["service"] == {
         "name": "lakeport-webserver", "port": {"name": "http"}}
+    # The UI's websockets outlive ingress-nginx's 60 s idle default.
+    annotations = kind["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "3600"
+    assert annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"] == "3600"
 
     cloud = one(render_env("cloud"), "Ingress", "lakeport-webserver")
     assert cloud["spec"]["tls"] == [

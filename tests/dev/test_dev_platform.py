@@ -334,7 +334,8 @@ def test_automation_requests_the_views_downstream_of_a_new_bronze_table(
         def automated_view_run():
             runs = platform_process.graphql(RUNS_WITH_ASSETS)["runsOrError"]["results"]
             return next((r for r in runs
-                         if ["staging", "stg_orders"] in [a["path"] for a in r["assetSelection"]]
+                         if ["staging", "stg_orders"] in [a["path"] for a in
+                                                          r["assetSelection"] or []]
                          and any(t["key"] == "dagster/sensor_name" for t in r["tags"])), None)
 
         deadline = time.monotonic() + 240
