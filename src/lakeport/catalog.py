@@ -22,6 +22,7 @@ from lakeport.platform import Platform
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table
 
 # The standard variable boto3 and the AWS CLI read; the chart sets it to the in-chart
 # LocalStack when objectStorage.endpoint is empty.
@@ -38,6 +39,30 @@ class CatalogConfigError(RuntimeError):
 
 class CatalogUnreachableError(RuntimeError):
     """The catalog did not answer; a run retries this (it may come back)."""
+
+
+class WarehouseObjectsLostError(RuntimeError):
+    """The catalog lists a table whose files are gone from the warehouse bucket."""
+
+
+def load_table(catalog: "Catalog", identifier: tuple[str, ...]) -> "Table":
+    """`catalog.load_table`, saying plainly when the object store lost the table's files.
+
+    The catalog's state (Postgres, SQLite) and the warehouse's objects live apart: an S3
+    service that keeps objects in memory (the chart's LocalStack, whose free image has no
+    persistence) loses them on restart while the catalog still lists every table.
+    pyiceberg then fails reading the metadata file with a bare FileNotFoundError."""
+    try:
+        return catalog.load_table(identifier)
+    except FileNotFoundError as exc:
+        raise WarehouseObjectsLostError(
+            f"Iceberg table {'.'.join(identifier)} is in the catalog, but its metadata file "
+            f"is gone from the warehouse ({exc}). The object store lost the table's files: "
+            "an S3 service that keeps objects in memory (the chart's LocalStack) loses "
+            "them when it restarts. Rebuild the table (materialise it again after dropping "
+            "it from the catalog) or restore the bucket; see the chart README, 'Object "
+            "storage on kind'."
+        ) from exc
 
 
 def s3_endpoint(platform: Platform) -> str | None:

@@ -37,7 +37,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 from packaging import version
 
-from lakeport.catalog import load_catalog
+from lakeport.catalog import WarehouseObjectsLostError, load_catalog
 from lakeport.dbt_manifest import DUCKDB_PATH_ENV, RUN_POD_DUCKDB_PATH
 from lakeport.duckdb_s3 import configure_s3
 from lakeport.duckdb_settings import (
@@ -294,8 +294,9 @@ class _DbtBuild:
                 empty_scratch(connection)
                 configure_s3(connection, access)
                 bases = fill_scratch(connection, catalog, plan)
-        except UpstreamMissingError as exc:
-            # The same selection fails the same way until someone materialises upstream.
+        except (UpstreamMissingError, WarehouseObjectsLostError) as exc:
+            # The same selection fails the same way until someone materialises upstream
+            # (or restores what the object store lost): retrying cannot help.
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         if plan.from_catalog:
             context.log.info(

@@ -145,9 +145,11 @@ def _state(table: "Table", name: str, operation: str) -> Published:
 def _load_or_create(catalog: "Catalog", identifier: tuple[str, str], schema) -> "Table":
     from pyiceberg.exceptions import NoSuchTableError
 
+    from lakeport.catalog import load_table
+
     catalog.create_namespace_if_not_exists(identifier[0])
     try:
-        table = catalog.load_table(identifier)
+        table = load_table(catalog, identifier)
     except NoSuchTableError:
         from pyiceberg.exceptions import TableAlreadyExistsError
 

@@ -73,7 +73,9 @@ class TableSession:
 
     def scan(self, identifier: Sequence[str]) -> str:
         """SQL for the table's current snapshot, e.g. `f"select * from {session.scan(...)}"`."""
-        table = self.tables.catalog.load_table(tuple(identifier))
+        from lakeport.catalog import load_table
+
+        table = load_table(self.tables.catalog, tuple(identifier))
         location = table.metadata_location.replace("'", "''")
         return f"iceberg_scan('{location}')"
 

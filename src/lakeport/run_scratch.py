@@ -173,13 +173,15 @@ def fill_scratch(
     `connection` must be able to read the warehouse (iceberg extension, S3 secret)."""
     from pyiceberg.exceptions import NoSuchTableError
 
+    from lakeport.catalog import load_table
+
     missing = []
     upstream = [(u, r, True) for u, r in plan.from_catalog.items()] + [
         (u, r, False) for u, r in plan.from_catalog_if_present.items()
     ]
     for unique_id, relation, required in sorted(upstream, key=lambda item: item[1]):
         try:
-            table = catalog.load_table(relation.identifier)
+            table = load_table(catalog, relation.identifier)
         except NoSuchTableError:
             if required:
                 missing.append(f"{relation} ({unique_id})")
@@ -202,7 +204,7 @@ def fill_scratch(
     bases = {}
     for unique_id, relation in plan.incremental_bases.items():
         try:
-            table = catalog.load_table(relation.identifier)
+            table = load_table(catalog, relation.identifier)
         except NoSuchTableError:
             bases[unique_id] = IncrementalBase(relation, None, None)
             continue
