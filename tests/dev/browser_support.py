@@ -49,6 +49,10 @@ def asset_lineage_labels(driver, expected: set[str], timeout: float = 90) -> set
     # Groups start collapsed; ⌥E expands them all and records that in the URL.
     wait_for(lambda: _press_expand_all(driver), timeout=timeout, interval=1,
              what="the asset groups to expand")
+    # Zoom only once the graph is drawn: zooming out while it still loads (slower with
+    # more runs to summarise) reaches the minimum zoom, where node labels are not drawn.
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "svg foreignObject"),
+             timeout=timeout, what="the lineage graph's nodes")
     deadline = time.monotonic() + timeout
     shown: set[str] = set()
     while time.monotonic() < deadline:
