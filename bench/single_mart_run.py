@@ -7,9 +7,9 @@ built alone, two ways, alternated, each timed from the first statement to the wr
 Iceberg snapshot:
 
 - catalog: what a lakeport run pod does. A new, empty scratch database; the upstream table
-  and source become views over their Iceberg snapshots (lakeport.run_scratch), the view the
-  mart reads through is rebuilt (`dbt run`), then `dbt build` of the mart and its tests,
-  then the mart written through the catalog.
+  and source become views over their Iceberg snapshots (lakeport.run_scratch), then one
+  `dbt build` of the mart and its tests that also rebuilds the view the mart reads through
+  (its own tests left out), then the mart written through the catalog.
 - local: what lakeport did before the catalog was the control plane, when a run only
   worked if it found its upstream in the same DuckDB file: the upstream already there as
   DuckDB tables (copied in outside the timing), `dbt build` of the mart and its tests,
@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 from bench.common import (
     REPO,
@@ -80,7 +81,13 @@ def run_side(side: str, project: Path, database: Path, platform, manifest, setti
              catalog, local_copy: Path | None) -> dict:
     from lakeport.duckdb_connection import connect
     from lakeport.duckdb_s3 import configure_s3, s3_access
-    from lakeport.run_scratch import fill_scratch, plan_scratch, relation_of
+    from lakeport.run_scratch import (
+        fill_scratch,
+        plan_scratch,
+        relation_of,
+        selectors,
+        tests_to_leave_out,
+    )
 
     access = s3_access(platform)
     env = _env(database, settings, access)
@@ -90,12 +97,18 @@ def run_side(side: str, project: Path, database: Path, platform, manifest, setti
     mart = relation_of(manifest["nodes"][MART])
     started = time.perf_counter()
     plan = plan_scratch(manifest, [MART], partitioned=["fct_orders"])
+    select = ["--select", "mart_customer_revenue"]
     if side == "catalog":
         with contextlib.closing(connect(settings, database)) as connection:
             configure_s3(connection, access)
             fill_scratch(connection, catalog, plan)
-        _dbt(["run", "--select", " ".join(plan.views_to_build)], project, env)
-    _dbt(["build", "--select", "mart_customer_revenue"], project, env)
+        # As the op does it (lakeport.dbt_assets._view_rebuild_args).
+        views = selectors(manifest, plan.views_to_build)
+        tests = selectors(manifest, tests_to_leave_out(manifest, [MART], plan.views_to_build))
+        select = ["--select", " ".join(["mart_customer_revenue", *views])]
+        if tests:
+            select += ["--exclude", " ".join(tests)]
+    _dbt(["build", *select], project, env)
     with contextlib.closing(connect(settings, database)) as connection:
         configure_s3(connection, access)
         result = _publish_mart(connection, catalog, mart)
@@ -120,15 +133,20 @@ def main(argv: list[str] | None = None) -> int:
     from lakeport.duckdb_connection import connect
     from lakeport.duckdb_s3 import configure_s3, s3_access
     from lakeport.duckdb_settings import derive_duckdb_settings
-    from lakeport.run_scratch import fill_scratch, plan_scratch
+    from lakeport.run_scratch import fill_scratch, plan_scratch, selectors
     from lakeport_demo.build import DBT_PROJECT_DIR, build_demo_definitions
 
     code = code_under_test()
     workdir = Path(tempfile.mkdtemp(prefix="lakeport-bench-mart-"))
     s3 = S3Server(port=free_port())
-    os.environ.update(AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY_ID,
-                      AWS_SECRET_ACCESS_KEY=LOCAL_SECRET_ACCESS_KEY,
-                      LAKEPORT_DEMO_RAW_ROWS=str(args.raw_rows))
+    # Set for this benchmark only and put back after: a caller in the same process (the
+    # smoke test inside pytest) must not inherit its database path or its keys.
+    environment = mock.patch.dict(os.environ, {
+        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
+        "LAKEPORT_DEMO_RAW_ROWS": str(args.raw_rows),
+    })
+    environment.start()
     runs = []
     try:
         s3.start()
@@ -166,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                 connection.execute(f"create table {copy} as select * from {relation.sql}")
                 connection.execute(f"drop view {relation.sql}")
                 connection.execute(f'alter table {copy} rename to "{relation.name}"')
-        _dbt(["run", "--select", " ".join(plan.views_to_build)], project,
+        _dbt(["run", "--select", " ".join(selectors(manifest, plan.views_to_build))], project,
              _env(local_copy, settings, s3_access(platform)))
 
         for run in range(args.runs):
@@ -176,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  run {run + 1}/{args.runs}: catalog {runs[-2]['wall_seconds']:.2f} s, "
                   f"local {runs[-1]['wall_seconds']:.2f} s", flush=True)
     finally:
+        environment.stop()
         s3.stop()
         if not os.environ.get("LAKEPORT_BENCH_KEEP"):
             shutil.rmtree(workdir, ignore_errors=True)

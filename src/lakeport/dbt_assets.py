@@ -59,6 +59,8 @@ from lakeport.run_scratch import (
     is_stored,
     plan_scratch,
     relation_of,
+    selectors,
+    tests_to_leave_out,
 )
 from lakeport.translator import LakeportDbtTranslator, model_options
 
@@ -188,6 +190,11 @@ class _DbtBuild:
         self._unique_ids: dict[dg.AssetKey, str] | None = None
 
     def __call__(self, context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator:
+        database = duckdb_database_path(self.platform)
+        with _scratch_held(database):
+            yield from self._build(context, dbt, database)
+
+    def _build(self, context, dbt: DbtCliResource, database: Path) -> Iterator:
         from lakeport.duckdb_s3 import S3_ACCESS_ENV, s3_access
 
         platform = self.platform
@@ -196,7 +203,6 @@ class _DbtBuild:
             platform.profile(profile_name), spill_dir=default_spill_dir(platform)
         )
         context.log.info(f"DuckDB settings for this run: {settings.to_json()}")
-        database = duckdb_database_path(platform)
         days = None
         if context.assets_def.partitions_def is not None:
             window = context.partition_time_window
@@ -222,9 +228,10 @@ class _DbtBuild:
 
         with _environment(environment):
             # dbt starts here, and takes the variables with it.
-            if plan.views_to_build:
-                self._build_views(context, dbt, plan.views_to_build)
-            invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+            invocation = dbt.cli(
+                ["build", *self._view_rebuild_args(context, plan.views_to_build)],
+                context=context, raise_on_error=False,
+            )
 
         # Events go to Dagster as dbt produces them, so Dagster's handling of each
         # overlaps dbt's run, up to the first node stored in Iceberg: its Output waits
@@ -233,7 +240,10 @@ class _DbtBuild:
         # requires a multi-asset's outputs in topological order.
         held: list = []
         built: list[dg.Output] = []
+        selected_outputs = set(context.selected_output_names)
         for event in invocation.stream():
+            if isinstance(event, dg.Output) and event.output_name not in selected_outputs:
+                continue  # a view rebuilt only because the selection reads through it
             if isinstance(event, dg.Output):
                 if self._is_stored(event):
                     built.append(event)
@@ -310,19 +320,21 @@ class _DbtBuild:
                 )
         return bases
 
-    def _build_views(self, context, dbt: DbtCliResource, views: list[str]) -> None:
-        """Rebuild the unselected views the selection reads through (views are not stored)."""
-        context.log.info(f"rebuilding views the selection reads through: {' '.join(views)}")
-        # One --select value: dagster-dbt takes a single value after the flag.
-        invocation = dbt.cli(["run", "--select", " ".join(views)], raise_on_error=False)
-        invocation.wait()
-        if not invocation.is_successful():
-            raise dg.Failure(
-                description=f"dbt could not rebuild the views {views} that this run reads "
-                f"through: {invocation.get_error()}",
-                metadata={"dbt/target_path": str(invocation.target_path)},
-                allow_retries=is_transient_dbt_error(str(invocation.get_error())),
-            )
+    def _view_rebuild_args(self, context, views: list[str]) -> list[str]:
+        """dbt arguments that rebuild, in the run's own `dbt build`, the unselected views the
+        selection reads through: they join the selection (dbt unions repeated --select
+        options, dbt/cli/options.py MultiOption), the tests they would bring in stay out
+        (run_scratch.tests_to_leave_out), and their Outputs are dropped from the op's
+        events (they are not selected assets)."""
+        if not views:
+            return []
+        selected = self._selected_unique_ids(context)
+        names = selectors(self.manifest, views)
+        tests = selectors(self.manifest, tests_to_leave_out(self.manifest, selected, views))
+        context.log.info(f"rebuilding the views the selection reads through: {' '.join(names)}")
+        # One value per flag: dagster-dbt takes a single value after --select/--exclude.
+        args = ["--select", " ".join(names)]
+        return [*args, "--exclude", " ".join(tests)] if tests else args
 
     def _is_stored(self, output: dg.Output) -> bool:
         node = self.manifest["nodes"].get(_unique_id(output) or "")
@@ -399,6 +411,33 @@ def _reader(connection, query: str, params: list | None = None):
 def _unique_id(event: dg.Output) -> str | None:
     value = event.metadata.get("unique_id")
     return getattr(value, "value", value)
+
+
+@contextlib.contextmanager
+def _scratch_held(database: Path):
+    """Hold the scratch database for one op from its emptying to its last write.
+
+    DuckDB's own lock lasts only while a connection is open, and an op opens and closes
+    several (fill, dbt, write): a second op on the same path (one machine, a
+    LAKEPORT_DUCKDB_PATH shared by two runs) would empty the scratch between them. A run
+    pod or `lakeport dev`'s per-run directory never shares one; this makes sharing a
+    retried wait instead of a confusing failure."""
+    import fcntl
+
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lakeport-lock"), "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise dg.Failure(
+                description=f"the run's scratch database {database} is in use by another "
+                "run on this machine (two runs share one LAKEPORT_DUCKDB_PATH); retried",
+                allow_retries=True,
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

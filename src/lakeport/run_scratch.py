@@ -9,10 +9,10 @@ comes from the Iceberg catalog's current snapshots:
   so dbt's `ref()`/`source()` resolve as usual and DuckDB streams the table's Parquet
   files under the run's memory_limit (the snapshot is pinned for the whole run);
 - views and ephemeral models are not stored anywhere. An unselected view the selection
-  reads through is rebuilt in the run (`dbt run` on exactly those views, before the build),
-  because a view is only its SQL: creating it costs no data, while storing it would need
-  Iceberg views, which neither pyiceberg's SQL catalog nor DuckDB's iceberg reader
-  supports at the versions pinned. Ephemeral models are inlined by dbt; only their
+  reads through is rebuilt in the run (it joins the run's one `dbt build`, its own tests
+  left out), because a view is only its SQL: creating it costs no data, while storing it
+  would need Iceberg views, which neither pyiceberg's SQL catalog nor DuckDB's iceberg
+  reader supports at the versions pinned. Ephemeral models are inlined by dbt; only their
   upstreams are needed;
 - a selected incremental model gets a copy of its table as a DuckDB table, since dbt's
   `is_incremental()` is true only for an existing *table* relation
@@ -85,7 +85,7 @@ class ScratchPlan:
     from_catalog: dict[str, Relation] = field(default_factory=dict)
     # Tables only tests of the selection read: read when they exist.
     from_catalog_if_present: dict[str, Relation] = field(default_factory=dict)
-    # Unselected views the selection reads through, rebuilt in the run (dbt fqn selectors).
+    # Unselected views the selection reads through, rebuilt in the run (unique ids).
     views_to_build: list[str] = field(default_factory=list)
     # Selected incremental models whose earlier state dbt must see (unique_id -> relation).
     incremental_bases: dict[str, Relation] = field(default_factory=dict)
@@ -131,12 +131,42 @@ def plan_scratch(
             if (node.get("config") or {}).get("materialized") == "view":
                 views.add(unique_id)
             pending.extend(parents.get(unique_id, ()))
-    plan.views_to_build = sorted(".".join(nodes[unique_id]["fqn"]) for unique_id in views)
+    plan.views_to_build = sorted(views)
     for unique_id in sorted(selected):
         node = nodes.get(unique_id)
         if node and is_incremental(node) and node["name"] not in partitioned:
             plan.incremental_bases[unique_id] = relation_of(node)
     return plan
+
+
+def tests_to_leave_out(
+    manifest: Mapping[str, Any], selected: Iterable[str], views: Iterable[str]
+) -> list[str]:
+    """The tests a build that adds `views` to the selection `selected` must exclude.
+
+    dbt's default (eager) indirect selection runs every test with a selected parent, so
+    the added views would bring in their own tests and the tests of unselected models that
+    reference them (a relationships test), whose other models are not in this run. The
+    selection's own tests stay, even when they read one of the views."""
+    selected, views = set(selected), set(views)
+    if not views:
+        return []
+    parents = manifest.get("parent_map") or {}
+    out = []
+    for unique_id, node in manifest["nodes"].items():
+        if node["resource_type"] != "test" or not views & set(parents.get(unique_id, ())):
+            continue
+        attached = node.get("attached_node")
+        runs_for_selection = (attached in selected) if attached else bool(
+            selected & set(parents.get(unique_id, ())))
+        if not runs_for_selection:
+            out.append(unique_id)
+    return sorted(out)
+
+
+def selectors(manifest: Mapping[str, Any], unique_ids: Iterable[str]) -> list[str]:
+    """dbt selectors (dotted fqn) naming exactly these nodes."""
+    return [".".join(manifest["nodes"][unique_id]["fqn"]) for unique_id in unique_ids]
 
 
 @dataclass(frozen=True)

@@ -102,8 +102,14 @@ def test_orchestration_overhead_smoke(tmp_path):
 
 
 def test_single_mart_run_smoke(tmp_path):
+    import os
+
     output = tmp_path / "single_mart_run.json"
+    before = dict(os.environ)
     assert single_mart_run.main(["--raw-rows", "2000", "--runs", "1", "--output", str(output)]) == 0
+    # It runs inside this process: its database path and keys once leaked into everything
+    # pytest started after it (lakeport dev's runs all shared one scratch file).
+    assert dict(os.environ) == before
     document = _load(output)
     sides = {run["side"]: run for run in document["runs"]}
     assert set(sides) == {"catalog", "local"}
@@ -111,3 +117,4 @@ def test_single_mart_run_smoke(tmp_path):
     assert sides["catalog"]["mart_rows"] == sides["local"]["mart_rows"] == 200
     assert document["targets"]["same_result"]["pass"] is True
     assert document["summary"]["ratio"] > 0
+

@@ -25,7 +25,7 @@ def test_a_mart_reads_its_tables_from_the_catalog_and_rebuilds_the_views_between
         Relation("intermediate", "int_orders_enriched"),
         Relation("raw", "raw_customers"),
     }
-    assert plan.views_to_build == ["lakeport_demo.staging.stg_customers"]
+    assert plan.views_to_build == ["model.lakeport_demo.stg_customers"]
     assert plan.incremental_bases == {}
     # Its relationships test from fct_orders also touches dim_customers: read if present.
     assert Relation("marts", "fct_orders") in plan.from_catalog_if_present.values()
@@ -36,8 +36,8 @@ def test_a_view_alone_reads_its_source_and_what_the_tests_touching_it_read(manif
     assert set(plan.from_catalog.values()) == {Relation("raw", "raw_orders")}
     # dbt's eager indirect selection runs every test with stg_orders as a parent: its own
     # relationships test to stg_customers, and stg_payments' relationships test to it.
-    assert plan.views_to_build == ["lakeport_demo.staging.stg_customers",
-                                   "lakeport_demo.staging.stg_payments"]
+    assert plan.views_to_build == ["model.lakeport_demo.stg_customers",
+                                   "model.lakeport_demo.stg_payments"]
     assert set(plan.from_catalog_if_present.values()) == {Relation("raw", "raw_customers"),
                                                           Relation("raw", "raw_payments")}
 
@@ -48,15 +48,15 @@ def test_a_selection_built_together_reads_nothing_it_builds(manifest):
     assert set(plan.from_catalog.values()) == {Relation("raw", "raw_orders"),
                                                Relation("raw", "raw_payments")}
     # Only stg_orders' relationships test reads a view outside the selection.
-    assert plan.views_to_build == ["lakeport_demo.staging.stg_customers"]
+    assert plan.views_to_build == ["model.lakeport_demo.stg_customers"]
 
 
 def test_an_incremental_model_gets_its_table_as_base_but_a_partitioned_one_does_not(manifest):
     plan = plan_scratch(manifest, [M + "fct_payments", M + "fct_orders"],
                         partitioned=["fct_orders"])
     assert plan.incremental_bases == {M + "fct_payments": Relation("marts", "fct_payments")}
-    assert plan.views_to_build == ["lakeport_demo.staging.stg_orders",
-                                   "lakeport_demo.staging.stg_payments"]
+    assert plan.views_to_build == ["model.lakeport_demo.stg_orders",
+                                   "model.lakeport_demo.stg_payments"]
 
 
 def _node(kind, name, materialized=None, schema="main", parents=()):
@@ -85,7 +85,7 @@ def test_seeds_are_stored_and_ephemeral_models_are_walked_through():
     plan = plan_scratch(manifest, ["model.team.mart"])
     assert set(plan.from_catalog.values()) == {Relation("seeds", "countries"),
                                                Relation("bronze", "events")}
-    assert plan.views_to_build == ["team.v"]
+    assert plan.views_to_build == ["model.team.v"]
     assert is_stored(manifest["nodes"]["seed.team.countries"])
     assert not is_stored(manifest["nodes"]["model.team.eph"])
     assert not is_stored(manifest["nodes"]["model.team.v"])
@@ -96,3 +96,22 @@ def test_a_source_is_the_table_named_by_its_schema_and_identifier():
               "identifier": "orders_export"}
     assert relation_of(source) == Relation("raw", "orders_export")
     assert relation_of(source).sql == '"raw"."orders_export"'
+
+
+def test_the_tests_a_rebuilt_view_would_bring_in_are_left_out(manifest):
+    from lakeport.run_scratch import selectors, tests_to_leave_out
+
+    plan = plan_scratch(manifest, [M + "dim_customers"], partitioned=["fct_orders"])
+    left_out = tests_to_leave_out(manifest, [M + "dim_customers"], plan.views_to_build)
+    names = {manifest["nodes"][t]["name"] for t in left_out}
+    # stg_customers' own tests, and stg_orders' relationships test that reads it: neither
+    # belongs to this run. dim_customers' own tests are not touched.
+    assert names == {
+        "unique_stg_customers_customer_id", "not_null_stg_customers_customer_id",
+        "accepted_values_stg_customers_country__DE__FR__NL__US__GB",
+        "relationships_stg_orders_customer_id__customer_id__ref_stg_customers_",
+    }
+    assert selectors(manifest, plan.views_to_build) == ["lakeport_demo.staging.stg_customers"]
+    # A selected model's own test stays even when it reads a rebuilt view.
+    own = tests_to_leave_out(manifest, [M + "stg_orders"], [M + "stg_customers"])
+    assert not [t for t in own if manifest["nodes"][t].get("attached_node") == M + "stg_orders"]
