@@ -183,6 +183,27 @@ def _launcher_message(platform_process, run_id) -> str:
     return next(m for m in messages if "Run worker pid" in m)
 
 
+# Before the single-asset runs below: after them, the global lineage page rendered blank
+# in headless Chromium in two full runs (nodes in the DOM, none drawn in view at any
+# zoom); seen only there, not explained yet.
+def test_the_ui_in_a_browser(platform_process, demo_defs, demo_run, browser, artifacts):
+    from browser_support import asset_lineage_labels, dismiss_community_modal, run_page_text
+
+    browser.get(platform_process.url + "/asset-groups")
+    dismiss_community_modal(browser)
+    expected = {key.path[-1] for key in demo_defs.resolve_asset_graph().get_all_asset_keys()}
+    shown = asset_lineage_labels(browser, expected)
+    browser.save_screenshot(str(artifacts / "asset-lineage.png"))
+    assert expected <= shown, f"not in the lineage graph: {sorted(expected - shown)}"
+
+    text = run_page_text(browser, platform_process.url, demo_run)
+    browser.save_screenshot(str(artifacts / "run-page.png"))
+    assert demo_run.split("-")[0] in text
+    assert JOB in text
+    assert "Success" in text
+    assert "dbt_models" in text  # the run's step, from the event log shown on the page
+
+
 def _stored_tables(demo_defs) -> set[tuple[str, ...]]:
     """Assets the definitions store in Iceberg (kind `iceberg`), by table identifier."""
     graph = demo_defs.resolve_asset_graph()
@@ -238,24 +259,6 @@ def test_each_single_asset_materialises_in_an_empty_run_scratch(platform_process
         assert status == "SUCCESS", f"{path}: run {run_id} ended {status}"
         run = platform_process.graphql(RUN_ASSETS, {"runId": run_id})["runOrError"]
         assert [a["path"] for a in run["assetSelection"]] == [list(path)]
-
-
-def test_the_ui_in_a_browser(platform_process, demo_defs, demo_run, browser, artifacts):
-    from browser_support import asset_lineage_labels, dismiss_community_modal, run_page_text
-
-    browser.get(platform_process.url + "/asset-groups")
-    dismiss_community_modal(browser)
-    expected = {key.path[-1] for key in demo_defs.resolve_asset_graph().get_all_asset_keys()}
-    shown = asset_lineage_labels(browser, expected)
-    browser.save_screenshot(str(artifacts / "asset-lineage.png"))
-    assert expected <= shown, f"not in the lineage graph: {sorted(expected - shown)}"
-
-    text = run_page_text(browser, platform_process.url, demo_run)
-    browser.save_screenshot(str(artifacts / "run-page.png"))
-    assert demo_run.split("-")[0] in text
-    assert JOB in text
-    assert "Success" in text
-    assert "dbt_models" in text  # the run's step, from the event log shown on the page
 
 
 RUNS_OF_ASSET_JOB = """
