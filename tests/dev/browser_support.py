@@ -49,11 +49,6 @@ def asset_lineage_labels(driver, expected: set[str], timeout: float = 90) -> set
     # Groups start collapsed; ⌥E expands them all and records that in the URL.
     wait_for(lambda: _press_expand_all(driver), timeout=timeout, interval=1,
              what="the asset groups to expand")
-    # Zoom only once nodes are visible at the zoom the page chose: zooming out while the
-    # graph still loads (slower with more runs to summarise) reaches the minimum zoom,
-    # where node labels are not drawn.
-    wait_for(lambda: _names_in_view(driver), timeout=timeout,
-             what="a lineage node in view")
     deadline = time.monotonic() + timeout
     shown: set[str] = set()
     while time.monotonic() < deadline:
