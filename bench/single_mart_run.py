@@ -71,10 +71,10 @@ def _env(database: Path, settings, access) -> dict:
 
 
 def _publish_mart(connection, catalog, relation):
-    from lakeport.iceberg_publish import publish
+    from lakeport.iceberg_publish import publish, query_rows
 
-    return publish(catalog, relation.identifier, lambda: connection.execute(
-        f"select * from {relation.sql}").fetch_record_batch(100_000))
+    return publish(catalog, relation.identifier,
+                   query_rows(connection, f"select * from {relation.sql}"))
 
 
 def run_side(side: str, project: Path, database: Path, platform, manifest, settings,

@@ -47,7 +47,14 @@ from lakeport.duckdb_settings import (
     default_spill_dir,
     derive_duckdb_settings,
 )
-from lakeport.iceberg_publish import Append, DayWindow, Published, publish, unchanged
+from lakeport.iceberg_publish import (
+    Append,
+    DayWindow,
+    Published,
+    publish,
+    query_rows,
+    unchanged,
+)
 from lakeport.platform import Platform
 from lakeport.profiles import PROFILE_TAG, SPILL_MOUNT_PATH
 from lakeport.run_scratch import (
@@ -74,8 +81,6 @@ DEFAULT_DBT_LOG_LEVEL_FILE = "none"
 # A partitioned run's day window, for the partitioned models' SQL.
 PARTITION_START_ENV = "LAKEPORT_PARTITION_START"
 PARTITION_END_ENV = "LAKEPORT_PARTITION_END"
-# Rows per Arrow batch handed from DuckDB to pyiceberg: bounded memory in the worker.
-READ_BATCH_ROWS = 100_000
 # Where a run keeps an incremental model's added rows in its scratch before writing them.
 INCREMENT_SCHEMA = "__lakeport_increments"
 DEFAULT_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL)
@@ -367,7 +372,7 @@ class _DbtBuild:
                 f'select * from {relation.sql} where "{column}" >= ? and "{column}" < ?'
             )
             return publish(
-                catalog, relation.identifier, _reader(connection, query, [*days]), window
+                catalog, relation.identifier, query_rows(connection, query, [*days]), window
             )
         base = bases.get(node["unique_id"])
         if base is not None:
@@ -378,10 +383,10 @@ class _DbtBuild:
                 return publish(
                     catalog,
                     relation.identifier,
-                    _reader(connection, f"select * from {increment}"),
+                    query_rows(connection, f"select * from {increment}"),
                     Append(base.snapshot_id),
                 )
-        everything = _reader(connection, f"select * from {relation.sql}")
+        everything = query_rows(connection, f"select * from {relation.sql}")
         return publish(catalog, relation.identifier, everything)
 
     def _increment(self, connection, base) -> tuple[str | None, int]:
@@ -397,15 +402,6 @@ class _DbtBuild:
         now = connection.execute(f"select count(*) from {base.relation.sql}").fetchone()[0]
         removed = base_row_count(connection, base) + added - now
         return (increment if removed == 0 else None), added
-
-
-def _reader(connection, query: str, params: list | None = None):
-    """A factory of record-batch readers over `query`, one per commit attempt."""
-
-    def rows():
-        return connection.execute(query, params or []).fetch_record_batch(READ_BATCH_ROWS)
-
-    return rows
 
 
 def _unique_id(event: dg.Output) -> str | None:

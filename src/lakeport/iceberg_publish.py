@@ -35,11 +35,14 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import duckdb
     import pyarrow as pa
     from pyiceberg.catalog import Catalog
     from pyiceberg.table import Table
 
 COMMIT_ATTEMPTS = 4
+# Rows per Arrow batch a DuckDB query hands to pyiceberg: bounded memory in the writer.
+READ_BATCH_ROWS = 100_000
 # Table properties lakeport sets on every table it writes (pyiceberg's TableProperties):
 # - COMMIT_NUM_RETRIES 0: no rebasing retries inside pyiceberg (see above);
 # - WRITE_TARGET_FILE_SIZE_BYTES: pyiceberg gathers this many bytes of Arrow batches in
@@ -90,6 +93,17 @@ class Published:
 
 # What a write does: replace everything (None), replace a day window, or append.
 WriteMode = DayWindow | Append | None
+
+
+def query_rows(
+    connection: "duckdb.DuckDBPyConnection", query: str, params: list | None = None
+) -> Callable[[], "pa.RecordBatchReader"]:
+    """`publish`'s `rows` for a DuckDB query: a new streaming reader per commit attempt."""
+
+    def rows():
+        return connection.execute(query, params or []).fetch_record_batch(READ_BATCH_ROWS)
+
+    return rows
 
 
 def publish(

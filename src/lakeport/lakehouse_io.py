@@ -88,11 +88,9 @@ class TableSession:
     ) -> dg.MaterializeResult:
         """Replace the table's rows (or a day window, or append) with the query's: one
         commit. Returns the asset's materialization, recording the snapshot written."""
-        from lakeport.iceberg_publish import publish
+        from lakeport.iceberg_publish import publish, query_rows
 
-        def rows():
-            return self.connection.execute(query, params or []).fetch_record_batch(100_000)
-
+        rows = query_rows(self.connection, query, params)
         published = publish(self.tables.catalog, tuple(identifier), rows, mode)
         self.context.log.info(
             f"wrote {published.identifier} to Iceberg ({published.operation}): "

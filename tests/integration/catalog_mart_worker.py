@@ -17,7 +17,7 @@ from lakeport.config import load_platform
 from lakeport.duckdb_connection import connect
 from lakeport.duckdb_s3 import configure_s3
 from lakeport.duckdb_settings import derive_duckdb_settings
-from lakeport.iceberg_publish import publish
+from lakeport.iceberg_publish import publish, query_rows
 from lakeport.run_scratch import Relation, ScratchPlan, fill_scratch
 
 UPSTREAM = Relation("raw", "big_orders")
@@ -44,8 +44,7 @@ def main(platform_file: str, scratch_dir: str) -> None:
         connection.execute(f'create schema if not exists "{MART.schema}"')
         connection.execute(MART_SQL)
         result = publish(
-            catalog, MART.identifier,
-            lambda: connection.execute(f"select * from {MART.sql}").fetch_record_batch(100_000),
+            catalog, MART.identifier, query_rows(connection, f"select * from {MART.sql}")
         )
     print(json.dumps({"rows": result.row_count, "snapshot_id": result.snapshot_id}), flush=True)
 

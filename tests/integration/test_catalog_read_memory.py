@@ -15,7 +15,7 @@ from demo_support import WAREHOUSE_BUCKET, demo_platform
 from lakeport.catalog import load_catalog
 from lakeport.dev.cgroups import CgroupUnavailable, create_run_cgroup
 from lakeport.duckdb_s3 import configure_s3
-from lakeport.iceberg_publish import publish
+from lakeport.iceberg_publish import publish, query_rows
 
 MiB = 1 << 20
 LIMIT = 384 * MiB
@@ -56,8 +56,7 @@ def test_a_mart_over_an_upstream_4x_the_memory_limit_completes(
             f"select i as id, i % {CUSTOMERS} as customer_id, (i % 1000)::double as amount, "
             f"md5(i::varchar) as note, md5((i + 1)::varchar) as reference from range({ROWS}) t(i)"
         )
-        publish(catalog, ("raw", "big_orders"),
-                lambda: generator.execute(query).fetch_record_batch(100_000))
+        publish(catalog, ("raw", "big_orders"), query_rows(generator, query))
     upstream = catalog.load_table(("raw", "big_orders"))
     with duckdb.connect() as reader:
         configure_s3(reader, platform)
