@@ -60,7 +60,6 @@ from lakeport.profiles import PROFILE_TAG, SPILL_MOUNT_PATH
 from lakeport.run_scratch import (
     UpstreamMissingError,
     added_rows_query,
-    base_row_count,
     empty_scratch,
     fill_scratch,
     is_stored,
@@ -215,9 +214,8 @@ class _DbtBuild:
 
         catalog = load_catalog(platform)
         access = s3_access(platform)
-        plan = plan_scratch(
-            self.manifest, self._selected_unique_ids(context), self.partitioned
-        )
+        selected = self._selected_unique_ids(context)
+        plan = plan_scratch(self.manifest, selected, self.partitioned)
         bases = self._fill_scratch(context, settings, database, catalog, access, plan)
 
         environment = {
@@ -234,7 +232,7 @@ class _DbtBuild:
         with _environment(environment):
             # dbt starts here, and takes the variables with it.
             invocation = dbt.cli(
-                ["build", *self._view_rebuild_args(context, plan.views_to_build)],
+                ["build", *self._view_rebuild_args(context, selected, plan.views_to_build)],
                 context=context, raise_on_error=False,
             )
 
@@ -249,12 +247,12 @@ class _DbtBuild:
         for event in invocation.stream():
             if isinstance(event, dg.Output) and event.output_name not in selected_outputs:
                 continue  # a view rebuilt only because the selection reads through it
-            if isinstance(event, dg.Output):
-                if self._is_stored(event):
-                    built.append(event)
-                else:
-                    event = event.with_metadata({**event.metadata, **settings.as_metadata()})
-            if held or (isinstance(event, dg.Output) and self._is_stored(event)):
+            stored = isinstance(event, dg.Output) and self._is_stored(event)
+            if stored:
+                built.append(event)
+            elif isinstance(event, dg.Output):
+                event = event.with_metadata({**event.metadata, **settings.as_metadata()})
+            if held or stored:
                 held.append(event)
                 continue
             yield event
@@ -291,7 +289,6 @@ class _DbtBuild:
         """Start from an empty scratch database and put in what the selection reads."""
         import duckdb
 
-        database.parent.mkdir(parents=True, exist_ok=True)
         try:
             connection = connect(settings, database)
         except duckdb.IOException as exc:
@@ -325,7 +322,7 @@ class _DbtBuild:
                 )
         return bases
 
-    def _view_rebuild_args(self, context, views: list[str]) -> list[str]:
+    def _view_rebuild_args(self, context, selected: list[str], views: list[str]) -> list[str]:
         """dbt arguments that rebuild, in the run's own `dbt build`, the unselected views the
         selection reads through: they join the selection (dbt unions repeated --select
         options, dbt/cli/options.py MultiOption), the tests they would bring in stay out
@@ -333,7 +330,6 @@ class _DbtBuild:
         events (they are not selected assets)."""
         if not views:
             return []
-        selected = self._selected_unique_ids(context)
         names = selectors(self.manifest, views)
         tests = selectors(self.manifest, tests_to_leave_out(self.manifest, selected, views))
         context.log.info(f"rebuilding the views the selection reads through: {' '.join(names)}")
@@ -400,7 +396,7 @@ class _DbtBuild:
         connection.execute(f"create or replace table {increment} as {added_rows_query(base)}")
         added = connection.execute(f"select count(*) from {increment}").fetchone()[0]
         now = connection.execute(f"select count(*) from {base.relation.sql}").fetchone()[0]
-        removed = base_row_count(connection, base) + added - now
+        removed = base.row_count + added - now
         return (increment if removed == 0 else None), added
 
 

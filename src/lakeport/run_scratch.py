@@ -174,6 +174,7 @@ class IncrementalBase:
     relation: Relation
     snapshot_id: int | None  # None: the table is new, or has no snapshot yet
     metadata_location: str | None
+    row_count: int = 0  # rows of the base, as copied into the scratch
 
 
 def empty_scratch(connection: "duckdb.DuckDBPyConnection") -> None:
@@ -249,7 +250,12 @@ def fill_scratch(
             f"create table {relation.sql} as "
             f"select * from iceberg_scan('{_literal(table.metadata_location)}')"
         )
-        bases[unique_id] = IncrementalBase(relation, snapshot.snapshot_id, table.metadata_location)
+        # Counted on the local copy, so telling added from removed rows later does not
+        # scan the snapshot again.
+        rows = connection.execute(f"select count(*) from {relation.sql}").fetchone()[0]
+        bases[unique_id] = IncrementalBase(
+            relation, snapshot.snapshot_id, table.metadata_location, rows
+        )
     return bases
 
 
@@ -263,13 +269,6 @@ def added_rows_query(base: IncrementalBase) -> str:
         return f"select * from {relation}"
     scan = f"iceberg_scan('{_literal(base.metadata_location)}')"
     return f"select * from {relation} except all select * from {scan}"
-
-
-def base_row_count(connection, base: IncrementalBase) -> int:
-    if base.metadata_location is None or base.snapshot_id is None:
-        return 0
-    scan = f"iceberg_scan('{_literal(base.metadata_location)}')"
-    return connection.execute(f"select count(*) from {scan}").fetchone()[0]
 
 
 def _create_schema(connection, relation: Relation) -> None:
