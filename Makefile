@@ -29,7 +29,7 @@ $(CHECKOV_VENV)/.installed: constraints-checkov.txt
 	touch $@
 
 install: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## create .venv with the pinned set, fetch helm and the Iceberg REST server, install Postgres/Chromium/Java if missing
-	python3 scripts/fetch-helm.py $(TOOLS_BIN)
+	python3 scripts/fetch-kube-tools.py $(TOOLS_BIN)
 	bash scripts/install-system-deps.sh
 	bash scripts/fetch-iceberg-rest.sh $(CURDIR)/.tools/iceberg
 
