@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: PostgreSQL server binaries (integration tests and
 # `make dev`), Chromium + ChromeDriver (UI tests), and a Java 17+ runtime with Maven (the
-# Iceberg REST catalog server the REST-catalog tests run). Idempotent: installs only what
-# is missing.
+# Iceberg REST catalog server the REST-catalog tests run), and what the local Kubernetes
+# cluster and the image build need (scripts/local-cluster.sh, scripts/e2e-local.sh):
+# podman, containerd, runc, the CNI plugins, debootstrap, iptables, conntrack. Idempotent:
+# installs only what is missing.
 set -euo pipefail
 
 missing=()
@@ -11,6 +13,15 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
+command -v podman >/dev/null || missing+=(podman)
+command -v runc >/dev/null || missing+=(runc)
+command -v containerd >/dev/null || missing+=(containerd)
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v iptables >/dev/null || missing+=(iptables)
+command -v conntrack >/dev/null || missing+=(conntrack)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v curl >/dev/null || missing+=(curl)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

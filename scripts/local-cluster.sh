@@ -175,6 +175,9 @@ network_up() {
   fi
   ip addr show dev "$BRIDGE" | grep -q "inet $NODE_IP/" || ip addr add "$NODE_IP/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
+  # Service addresses route to the bridge: kube-proxy DNATs the ones that exist to pods,
+  # and any other stays on this machine instead of following the default route out.
+  ip route replace "$SERVICE_CIDR" dev "$BRIDGE"
   # Routing between pods and services (service VIPs are DNATed on the host); the bridge
   # must pass its frames through iptables, or replies from a pod on the same bridge skip
   # the reverse NAT.
@@ -184,7 +187,7 @@ network_up() {
   iptables -C FORWARD -s "$POD_CIDR" ! -d "$POD_CIDR" -j DROP 2>/dev/null \
     || iptables -I FORWARD 1 -s "$POD_CIDR" ! -d "$POD_CIDR" -j DROP
   mkdir -p "$STATE/cni"
-  cat >"$STATE/cni/10-lakeport.conflist" <<EOF
+  write_config "$STATE/cni/10-lakeport.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "lakeport",
@@ -213,6 +216,18 @@ network_down() {
   # kube-proxy's own chains; `kube-proxy --cleanup` removes them.
   [ -x "$BIN/lakeport-kube" ] && "$BIN/lakeport-kube" kube-proxy --cleanup >/dev/null 2>&1 || true
   ip link del "$BRIDGE" 2>/dev/null || true
+}
+
+# write_config FILE: stdin into FILE, only when it differs. kube-proxy exits when its
+# config file changes under it ("content of the proxy server's configuration file was
+# updated"), so an `up` on a running cluster must leave unchanged files alone.
+write_config() {
+  local file="$1" new
+  new="$(cat)"
+  if [ ! -f "$file" ] || [ "$(cat "$file")" != "$new" ]; then
+    printf '%s\n' "$new" >"$file.tmp"
+    mv "$file.tmp" "$file"
+  fi
 }
 
 # --- processes -------------------------------------------------------------------------------
@@ -294,7 +309,7 @@ start_control_plane() {
 
 start_containerd() {
   mkdir -p "$STATE/containerd"
-  cat >"$STATE/containerd/config.toml" <<EOF
+  write_config "$STATE/containerd/config.toml" <<EOF
 version = 2
 root = "$STATE/containerd/root"
 state = "$RUN_DIR/containerd"
@@ -337,8 +352,8 @@ start_node() {
   local kube="$BIN/lakeport-kube"
   mkdir -p "$STATE/kubelet"
   # Pods resolve through CoreDNS on the host's bridge address; nothing else.
-  echo "nameserver $NODE_IP" >"$STATE/resolv.conf"
-  cat >"$STATE/kubelet/config.yaml" <<EOF
+  echo "nameserver $NODE_IP" | write_config "$STATE/resolv.conf"
+  write_config "$STATE/kubelet/config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $NODE_IP
@@ -365,7 +380,7 @@ EOF
     --kubeconfig "$STATE/kubelet.kubeconfig" --root-dir "$STATE/kubelet/root" \
     --cert-dir "$STATE/kubelet/pki" --hostname-override "$NODE_NAME" --node-ip "$NODE_IP"
 
-  cat >"$STATE/kube-proxy.yaml" <<EOF
+  write_config "$STATE/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: iptables
@@ -390,7 +405,7 @@ node_ready() {
 start_dns() {
   local kube="$BIN/lakeport-kube"
   kubectl_admin apply -f "$ROOT/cluster/manifests/coredns-rbac.yaml" >/dev/null
-  cat >"$STATE/Corefile" <<EOF
+  write_config "$STATE/Corefile" <<EOF
 cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {
     bind $NODE_IP
     errors
@@ -428,6 +443,10 @@ cmd_up() {
   start_containerd
   start_node
   start_dns
+  local name
+  for name in "${PARTS[@]}"; do
+    running "$name" || { tail -n 5 "$LOGS/$name.log" >&2; die "$name is not running (log: $LOGS/$name.log)"; }
+  done
   # Everyone's kubeconfig for this cluster, with the context the e2e tests ask for.
   log "up in $((SECONDS - started)) s: KUBECONFIG=$KUBECONFIG_ADMIN (context $CONTEXT)"
 }

@@ -1,7 +1,10 @@
-"""Access to the kind cluster for the `e2e`-marked tests.
+"""Access to the cluster for the `e2e`-marked tests: kind (`make e2e`, context
+`kind-lakeport`) or the local single-node cluster (`make e2e-local` and `make test`, which
+set LAKEPORT_E2E_CONTEXT=lakeport-local and the other LAKEPORT_E2E_* variables through
+`scripts/e2e-local.sh env`).
 
-Without a kubeconfig context `kind-lakeport` (or a reachable cluster behind it, or the
-release in it) the e2e tests are skipped with the reason. `make e2e` sets
+Without the kubeconfig context (or a reachable cluster behind it, or the release in it) the
+e2e tests are skipped with the reason. `make e2e`, `make e2e-local` and `make test` set
 LAKEPORT_E2E_REQUIRED=1: there a missing cluster is a failure, not a skip.
 """
 
@@ -40,5 +43,5 @@ def cluster() -> Cluster:
     if found is None:
         if REQUIRED:
             pytest.fail(f"e2e: {reason}")
-        pytest.skip(f"e2e needs kind: {reason}")
+        pytest.skip(f"e2e needs a cluster: {reason}")
     return found

@@ -1,12 +1,16 @@
-"""lakeport on kind, end to end: `make e2e` (or `pytest -m e2e tests/e2e` after `make deploy`).
+"""lakeport on a real cluster, end to end: `make e2e` on kind, `make e2e-local` (and
+`make test`) on the local single-node cluster of scripts/local-cluster.sh.
 
-Skipped with the reason when there is no kind cluster (conftest.py). One run of the demo's
-`lakehouse_job` is launched through the Dagster GraphQL API behind the ingress on
-http://localhost/ and then followed everywhere it should leave a trace: its pod (profile
+Skipped with the reason when there is no cluster (conftest.py). One run of the demo's
+`lakehouse_job` is launched through the Dagster GraphQL API (behind the ingress on kind,
+http://localhost/; through the webserver's Service on the local cluster, which has no
+ingress controller) and then followed everywhere it should leave a trace: its pod (profile
 resources, spill volume, platform ConfigMap), its materialization metadata (DuckDB's
-memory limit derived in the pod), the compute-log bucket in LocalStack, the Iceberg tables
-in Polaris, the UI. Expected values come from platform-config/kind/platform.yaml through
-lakeport's own code, never from numbers written here.
+memory limit derived in the pod), the compute-log bucket, the Iceberg tables in the
+catalog, the UI. The services are the chart's own on kind (LocalStack, Polaris) and
+external ones on the local cluster; the platform file says which
+(LAKEPORT_E2E_PLATFORM_FILE). Expected values come from that file through lakeport's own
+code, never from numbers written here.
 """
 
 import base64
@@ -36,7 +40,9 @@ from lakeport.quantities import memory_bytes
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-PLATFORM_FILE = REPO / "platform-config/kind/platform.yaml"
+PLATFORM_FILE = Path(
+    os.environ.get("LAKEPORT_E2E_PLATFORM_FILE", REPO / "platform-config/kind/platform.yaml")
+)
 PLATFORM = load_platform(PLATFORM_FILE)
 PROFILE = "transform"
 UI = os.environ.get("LAKEPORT_E2E_URL", "http://localhost")
@@ -134,6 +140,17 @@ def _port_forward(cluster, service: str, port: int):
             process.kill()
 
 
+@contextlib.contextmanager
+def _reach(cluster, url: str, in_chart: bool, service: str, port: int):
+    """The base URL of a service from this host: through `kubectl port-forward` when the
+    chart runs it (its Service is cluster-internal), as configured when it is external."""
+    if not in_chart:
+        yield url.rstrip("/")
+        return
+    with _port_forward(cluster, service, port) as local:
+        yield f"http://127.0.0.1:{local}"
+
+
 # --- the platform is up ------------------------------------------------------------------------
 
 
@@ -155,7 +172,9 @@ def test_every_rollout_and_the_polaris_bootstrap_complete(cluster, k8s, effectiv
 
     _wait_for("rollouts", 600, rollouts)
 
-    raw, _ = effective_platform
+    raw, platform = effective_platform
+    if not platform.polaris.enabled:
+        return  # an external catalog: nothing for the chart to bootstrap
     secret_ref = raw["catalog"]["rest"]["credentialsSecret"]
 
     def bootstrap():
@@ -209,7 +228,7 @@ def graphql():
             return False, f"{type(exc).__name__}"
         return response.status_code == 200, f"HTTP {response.status_code}"
 
-    _wait_for(f"the Dagster webserver through the ingress at {UI}", 300, ingress_up)
+    _wait_for(f"the Dagster webserver at {UI}", 300, ingress_up)
     return session, url
 
 
@@ -220,7 +239,10 @@ def run_id(cluster, graphql, effective_platform) -> str:
     location = platform.dagster.user_code.location_name
     # The job is daily-partitioned: build yesterday (UTC), the schedule's newest partition.
     partition = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
-    tags = {**profile_tags(PLATFORM, PROFILE), "dagster/partition": partition}
+    # The tags as the code location builds them: from the platform the chart mounted, which
+    # names its ConfigMap (the repository's file alone does not, and a run pod without
+    # it has no platform.yaml).
+    tags = {**profile_tags(platform, PROFILE), "dagster/partition": partition}
     variables = h.launch_variables(location, JOB, tags=tags)
 
     def launch():
@@ -319,7 +341,7 @@ def test_duckdb_ran_with_the_memory_limit_derived_in_the_pod(finished_run, graph
     assert set(h.metadata_values(metadata, "duckdb/temp_directory").values()) == {SPILL_MOUNT_PATH}
 
 
-def test_compute_logs_are_in_the_localstack_bucket(finished_run, cluster, k8s, effective_platform):
+def test_compute_logs_are_in_the_s3_bucket(finished_run, cluster, k8s, effective_platform):
     import boto3
     from botocore.config import Config
 
@@ -332,10 +354,14 @@ def test_compute_logs_are_in_the_localstack_bucket(finished_run, cluster, k8s, e
     secret = _secret_value(
         core, cluster.namespace, credentials["secretName"], credentials["secretAccessKeyKey"]
     )
-    with _port_forward(cluster, f"{cluster.release}-localstack", platform.localstack.port) as port:
+    endpoint = _reach(
+        cluster, platform.object_storage.endpoint, platform.localstack.enabled,
+        f"{cluster.release}-localstack", platform.localstack.port,
+    )
+    with endpoint as base_url:
         s3 = boto3.client(
             "s3",
-            endpoint_url=f"http://127.0.0.1:{port}",
+            endpoint_url=base_url,
             region_name=platform.object_storage.region,
             aws_access_key_id=key_id,
             aws_secret_access_key=secret,
@@ -358,7 +384,7 @@ def test_compute_logs_are_in_the_localstack_bucket(finished_run, cluster, k8s, e
     assert logs["err"]
 
 
-def test_every_table_is_in_polaris(finished_run, cluster, k8s, effective_platform):
+def test_every_table_is_in_the_catalog(finished_run, cluster, k8s, effective_platform):
     from pyiceberg.catalog.rest import RestCatalog
 
     from lakeport.catalog import ACCESS_DELEGATION_PROPERTY
@@ -377,11 +403,15 @@ def test_every_table_is_in_polaris(finished_run, cluster, k8s, effective_platfor
 
     ref = raw["catalog"]["rest"]["credentialsSecret"]
     credential = _secret_value(core, cluster.namespace, ref["secretName"], ref["key"])
-    path = urlsplit(raw["catalog"]["rest"]["uri"]).path
-    with _port_forward(cluster, f"{cluster.release}-polaris", platform.polaris.port) as port:
+    uri = raw["catalog"]["rest"]["uri"]
+    endpoint = _reach(
+        cluster, uri, platform.polaris.enabled, f"{cluster.release}-polaris", platform.polaris.port,
+    )
+    with endpoint as base_url:
+        path = urlsplit(uri).path if platform.polaris.enabled else ""
         catalog = RestCatalog(
             platform.catalog.name,
-            uri=f"http://127.0.0.1:{port}{path}",
+            uri=f"{base_url}{path}",
             warehouse=platform.catalog.name,
             credential=credential,
             scope=platform.catalog.rest.scope,
@@ -411,7 +441,7 @@ def test_helm_test_passes(finished_run, cluster):
     assert result.returncode == 0, f"helm test failed:\n{result.stdout[-3000:]}{result.stderr}"
 
 
-def test_the_ui_through_the_ingress(finished_run):
+def test_the_ui_shows_the_run(finished_run):
     driver = h.chromium_driver()
     try:
         target = ARTIFACTS / "dagster-ui-run.png"
