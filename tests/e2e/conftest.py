@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from functools import cache
 
 import pytest
+import yaml
 from e2e_helpers import connect_to_cluster
+
+from lakeport.config import parse_platform
 
 CONTEXT = os.environ.get("LAKEPORT_E2E_CONTEXT", "kind-lakeport")
 NAMESPACE = os.environ.get("LAKEPORT_E2E_NAMESPACE", "lakeport")
@@ -45,3 +48,23 @@ def cluster() -> Cluster:
             pytest.fail(f"e2e: {reason}")
         pytest.skip(f"e2e needs a cluster: {reason}")
     return found
+
+
+@pytest.fixture(scope="session")
+def k8s(cluster):
+    from kubernetes import client
+
+    return (
+        client.CoreV1Api(cluster.api_client),
+        client.AppsV1Api(cluster.api_client),
+        client.BatchV1Api(cluster.api_client),
+    )
+
+
+@pytest.fixture(scope="session")
+def effective_platform(cluster, k8s):
+    """What the chart mounted into every pod (platform.yaml + in-chart services/Secrets)."""
+    core, _, _ = k8s
+    config_map = core.read_namespaced_config_map(f"{cluster.release}-platform", cluster.namespace)
+    text = config_map.data["platform.yaml"]
+    return yaml.safe_load(text), parse_platform(text, "configmap platform.yaml")

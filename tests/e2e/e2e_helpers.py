@@ -13,7 +13,9 @@ is wrong at once, in words.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,22 @@ from lakeport.quantities import cpu_cores, memory_bytes
 RUN_CONTAINER = "dagster"
 
 # --- the cluster ------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+# The platform file the release under test was installed with: kind's unless
+# scripts/e2e-local.sh says otherwise.
+PLATFORM_FILE = Path(
+    os.environ.get("LAKEPORT_E2E_PLATFORM_FILE", REPO / "platform-config/kind/platform.yaml")
+)
+
+
+def helm_binary() -> str:
+    """The helm of `make install` (.tools/bin), else the machine's."""
+    for candidate in (REPO / ".tools/bin/helm", shutil.which("helm")):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    raise FileNotFoundError("helm not found: run `make install` (it puts helm in .tools/bin)")
+
 
 
 def connect_to_cluster(context: str, namespace: str, timeout: float = 10):

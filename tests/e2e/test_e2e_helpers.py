@@ -11,7 +11,6 @@
 
 import copy
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -44,18 +43,11 @@ def platform():
 # --- the run Job the chart's launcher would submit ------------------------------------------
 
 
-def _helm() -> str:
-    for candidate in (REPO / ".tools/bin/helm", shutil.which("helm")):
-        if candidate and Path(candidate).exists():
-            return str(candidate)
-    pytest.fail("helm not found: run `make install` (it puts helm in .tools/bin)")
-
-
 @pytest.fixture(scope="module")
 def rendered() -> list[dict]:
     result = subprocess.run(
         [
-            _helm(),
+            h.helm_binary(),
             "template",
             RELEASE,
             str(REPO / "charts/lakeport"),

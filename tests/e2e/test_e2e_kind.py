@@ -29,10 +29,9 @@ from urllib.parse import urlsplit
 import e2e_helpers as h
 import pytest
 import requests
-import yaml
 
 from lakeport.cgroup_limits import ContainerLimits, Limit
-from lakeport.config import load_platform, parse_platform
+from lakeport.config import load_platform
 from lakeport.duckdb_settings import derive_duckdb_settings
 from lakeport.profiles import PROFILE_TAG, SPILL_MOUNT_PATH, profile_tags
 from lakeport.quantities import memory_bytes
@@ -40,10 +39,7 @@ from lakeport.quantities import memory_bytes
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-PLATFORM_FILE = Path(
-    os.environ.get("LAKEPORT_E2E_PLATFORM_FILE", REPO / "platform-config/kind/platform.yaml")
-)
-PLATFORM = load_platform(PLATFORM_FILE)
+PLATFORM = load_platform(h.PLATFORM_FILE)
 PROFILE = "transform"
 UI = os.environ.get("LAKEPORT_E2E_URL", "http://localhost")
 ARTIFACTS = REPO / "test-artifacts/e2e"
@@ -61,33 +57,6 @@ def _wait_for(what: str, timeout: float, check, interval: float = 3):
         if time.monotonic() > deadline:
             pytest.fail(f"{what}: still not done after {timeout:.0f}s: {value}")
         time.sleep(interval)
-
-
-def _helm() -> str:
-    for candidate in (REPO / ".tools/bin/helm", shutil.which("helm")):
-        if candidate and Path(candidate).exists():
-            return str(candidate)
-    pytest.fail("helm not found: run `make install`")
-
-
-@pytest.fixture(scope="module")
-def k8s(cluster):
-    from kubernetes import client
-
-    return (
-        client.CoreV1Api(cluster.api_client),
-        client.AppsV1Api(cluster.api_client),
-        client.BatchV1Api(cluster.api_client),
-    )
-
-
-@pytest.fixture(scope="module")
-def effective_platform(cluster, k8s):
-    """What the chart mounted into every pod (platform.yaml + in-chart services/Secrets)."""
-    core, _, _ = k8s
-    config_map = core.read_namespaced_config_map(f"{cluster.release}-platform", cluster.namespace)
-    text = config_map.data["platform.yaml"]
-    return yaml.safe_load(text), parse_platform(text, "configmap platform.yaml")
 
 
 def _secret_value(core, namespace: str, name: str, key: str) -> str:
@@ -424,7 +393,7 @@ def test_every_table_is_in_the_catalog(finished_run, cluster, k8s, effective_pla
 def test_helm_test_passes(finished_run, cluster):
     result = subprocess.run(
         [
-            _helm(),
+            h.helm_binary(),
             "test",
             cluster.release,
             "--kube-context",
