@@ -28,13 +28,14 @@ $(CHECKOV_VENV)/.installed: constraints-checkov.txt
 	$(CHECKOV_VENV)/bin/uv pip install -q --python $(CHECKOV_VENV)/bin/python -r constraints-checkov.txt
 	touch $@
 
-install: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## create .venv with the pinned set, fetch helm and the Iceberg REST server, install Postgres/Chromium/Java if missing
+install: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## create .venv with the pinned set, fetch helm/kubectl and the Iceberg REST server, install Debian packages if missing, build the local cluster's binaries (cached)
 	python3 scripts/fetch-kube-tools.py $(TOOLS_BIN)
 	bash scripts/install-system-deps.sh
 	bash scripts/fetch-iceberg-rest.sh $(CURDIR)/.tools/iceberg
+	bash scripts/local-cluster.sh build
 
-test: install ## install everything, then run the whole test suite
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: install ## install everything, start the local cluster, run the whole suite (e2e included) on it, stop it (root)
+	bash scripts/e2e-local.sh run $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install ## ruff, yamllint, shellcheck, hadolint
 	$(VENV)/bin/ruff check src tests scripts bench
@@ -84,3 +85,16 @@ e2e: ## kind-up, images, deploy, then pytest -m e2e tests/e2e (PYTEST_ARGS=... t
 
 down: ## delete the kind cluster `lakeport`
 	@bash scripts/kind.sh down
+
+# --- the local cluster: a real single-node Kubernetes on this machine, no Docker (root) ---
+# scripts/local-cluster.sh runs the cluster, scripts/e2e-local.sh the platform on it.
+.PHONY: e2e-local local-up local-down
+
+e2e-local: install ## local cluster + image + platform, pytest -m e2e tests/e2e on it, then tear it all down (~12 min warm)
+	bash scripts/e2e-local.sh run $(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
+
+local-up: install ## local cluster + image + platform, left running (KUBECONFIG: `scripts/e2e-local.sh env`)
+	bash scripts/e2e-local.sh up
+
+local-down: ## uninstall, stop the host services and the local cluster
+	bash scripts/e2e-local.sh down

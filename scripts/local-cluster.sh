@@ -22,7 +22,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE="${LAKEPORT_CACHE_DIR:-/var/cache/lakeport}"
+if [ "$(id -u)" = 0 ]; then CACHE="${LAKEPORT_CACHE_DIR:-/var/cache/lakeport}"
+else CACHE="${LAKEPORT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lakeport}"; fi
 STATE="${LAKEPORT_CLUSTER_DIR:-/var/lib/lakeport-cluster}"
 RUN_DIR="/run/lakeport-cluster"
 KUBE_VERSION="v1.34.4"
@@ -40,6 +41,7 @@ BIN="$STATE/bin"
 PKI="$STATE/pki"
 LOGS="$STATE/logs"
 KUBECONFIG_ADMIN="$STATE/admin.kubeconfig"
+AUDIT_LOG="$LOGS/audit.log"
 TOOLS_BIN="$ROOT/.tools/bin"
 # The parts, in start order; `down` stops them in reverse.
 PARTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy coredns)
@@ -61,15 +63,23 @@ sources_hash() {
   (cd "$ROOT/cluster" && cat go.mod go.sum $(find cmd -type f | sort) && go env GOVERSION) | sha256sum | cut -c1-16
 }
 
+# The binaries for these sources: $CACHED_KUBE and $CACHED_PAUSE, built when missing.
 cmd_build() {
   require_tools go
-  local hash cached_kube cached_pause started
+  local go_version
+  go_version="$(go env GOVERSION)"
+  case "$go_version" in
+    go1.2[4-9]*|go1.[3-9][0-9]*) ;;
+    *) die "Go 1.24 or newer is needed to build Kubernetes 1.34 (found $go_version)" ;;
+  esac
+  local hash started
   export GOTOOLCHAIN=local GOFLAGS=-mod=readonly
   export GOCACHE="$CACHE/go-build" GOMODCACHE="$CACHE/go-mod"
   hash="$(sources_hash)"
-  cached_kube="$CACHE/bin/lakeport-kube-$hash"
-  cached_pause="$CACHE/bin/pause-$hash"
-  mkdir -p "$CACHE/bin" "$BIN"
+  CACHED_KUBE="$CACHE/bin/lakeport-kube-$hash"
+  CACHED_PAUSE="$CACHE/bin/pause-$hash"
+  local cached_kube="$CACHED_KUBE" cached_pause="$CACHED_PAUSE"
+  mkdir -p "$CACHE/bin"
   if [ ! -x "$cached_kube" ] || [ ! -x "$cached_pause" ]; then
     started=$SECONDS
     log "building Kubernetes $KUBE_VERSION, etcd and CoreDNS from cluster/go.mod (cold: ~7 min on 2 cores)"
@@ -84,8 +94,6 @@ cmd_build() {
   else
     log "binaries from the cache ($CACHE/bin, sources $hash)"
   fi
-  ln -sf "$cached_kube" "$BIN/lakeport-kube"
-  cp "$cached_pause" "$BIN/pause"
 }
 
 # --- certificates and kubeconfigs ------------------------------------------------------------
@@ -275,6 +283,19 @@ start_control_plane() {
     --initial-cluster lakeport=http://127.0.0.1:2380 --log-level warn
   wait_for etcd 60 curl -fsS http://127.0.0.1:2379/health
 
+  # Who creates Jobs, in the audit log: the e2e tests read there that the run launcher's
+  # Jobs come from the daemon's ServiceAccount token, not from an admin.
+  write_config "$STATE/audit-policy.yaml" <<EOF
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create]
+    resources:
+      - {group: batch, resources: [jobs]}
+  - level: None
+EOF
   # Pod Security admission, NodeRestriction and the default plugins, as a managed cluster
   # has them; Node and RBAC authorization, so every client holds exactly what it is granted.
   start kube-apiserver "$kube" kube-apiserver \
@@ -289,7 +310,8 @@ start_control_plane() {
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
-    --allow-privileged=false --profiling=false
+    --allow-privileged=false --profiling=false \
+    --audit-policy-file "$STATE/audit-policy.yaml" --audit-log-path "$AUDIT_LOG"
   wait_for kube-apiserver 120 kubectl_admin get --raw /readyz
 
   start kube-controller-manager "$kube" kube-controller-manager \
@@ -369,6 +391,7 @@ clusterDNS: [$NODE_IP]
 clusterDomain: cluster.local
 resolvConf: $STATE/resolv.conf
 failSwapOn: false
+podLogsDir: $STATE/pod-logs
 # Images come from 'local-cluster.sh load', never from a registry: never collect them.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
@@ -436,7 +459,10 @@ cmd_up() {
   [ -x "$TOOLS_BIN/kubectl" ] || die "no kubectl in $TOOLS_BIN: run 'make install'"
   local started=$SECONDS
   cmd_build
-  mkdir -p "$STATE" "$RUN_DIR" "$LOGS"
+  mkdir -p "$STATE" "$RUN_DIR" "$LOGS" "$BIN"
+  # Renamed into place: a running part keeps its (unchanged) executable.
+  cp "$CACHED_KUBE" "$BIN/lakeport-kube.tmp" && mv -f "$BIN/lakeport-kube.tmp" "$BIN/lakeport-kube"
+  cp "$CACHED_PAUSE" "$BIN/pause"
   make_pki
   network_up
   start_control_plane

@@ -98,6 +98,7 @@ def chart(request, postgres_server, tmp_path_factory):
 def test_rendered_config_loads_the_real_classes(chart):
     _env, _objects, platform, instance = chart
     assert isinstance(instance.run_launcher, K8sRunLauncher)
+    assert type(instance.run_launcher).__name__ == "LakeportK8sRunLauncher"
     assert isinstance(instance.compute_log_manager, S3ComputeLogManager)
     assert type(instance.run_storage).__name__ == "PooledPostgresRunStorage"
     assert type(instance.event_log_storage).__name__ == "PooledPostgresEventLogStorage"

@@ -103,7 +103,8 @@ def test_nothing_cluster_wide(env):
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"]) for r in role["rules"]}
     assert rules == {
         (("batch",), ("jobs",)): {"create", "get", "list", "watch", "delete"},
-        (("",), ("pods",)): {"get", "list", "watch"},
+        (("batch",), ("jobs/status",)): {"get"},
+        (("",), ("pods",)): {"get", "list", "watch", "delete"},
         (("",), ("pods/log",)): {"get"},
         (("",), ("events",)): {"get", "list", "watch"},
     }

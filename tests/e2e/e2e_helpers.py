@@ -306,6 +306,22 @@ query RunMaterializations($runId: ID!) {
 }
 """
 
+RUN_EVENTS = """
+query RunEvents($runId: ID!) {
+  logsForRun(runId: $runId) {
+    __typename
+    ... on EventConnection {
+      events {
+        __typename
+        ... on MessageEvent { message level }
+      }
+    }
+    ... on RunNotFoundError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+
 TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 
 
@@ -381,6 +397,14 @@ def _run(response: Mapping) -> Mapping:
 
 def run_status(response: Mapping) -> str:
     return _run(response)["status"]
+
+
+def run_failure_messages(response: Mapping) -> list[str]:
+    """The messages of a run's failure events (the run monitor's reason is one of them)."""
+    logs = _data(response, "logsForRun")
+    if logs.get("__typename") != "EventConnection":
+        raise GraphQLError(f"logsForRun: {logs.get('__typename')}: {logs.get('message')}")
+    return [e["message"] for e in logs["events"] if e.get("__typename") == "RunFailureEvent"]
 
 
 def run_tags(response: Mapping) -> dict[str, str]:

@@ -524,3 +524,14 @@ def test_ui_dialog_is_dismissed_and_screenshot_taken(local_webserver, tmp_path):
         driver.quit()
     assert "Join the Dagster community" not in text
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_failure_messages_are_the_failure_events_messages():
+    response = {"data": {"logsForRun": {"__typename": "EventConnection", "events": [
+        {"__typename": "RunStartEvent", "message": "Started.", "level": "DEBUG"},
+        {"__typename": "RunFailureEvent", "message": "OOMKilled ...", "level": "ERROR"},
+    ]}}}
+    assert h.run_failure_messages(response) == ["OOMKilled ..."]
+    missing = {"data": {"logsForRun": {"__typename": "RunNotFoundError", "message": "no run"}}}
+    with pytest.raises(h.GraphQLError, match="RunNotFoundError: no run"):
+        h.run_failure_messages(missing)

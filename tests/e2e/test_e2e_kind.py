@@ -188,6 +188,10 @@ class FinishedRun:
 @pytest.fixture(scope="module")
 def graphql():
     session = requests.Session()
+    # One connection per request: the webserver (uvicorn) closes an idle keep-alive
+    # connection after 5 s, and a poll reusing it at that moment got "Connection reset by
+    # peer" (seen on the local cluster, where nothing proxies in between).
+    session.headers["Connection"] = "close"
     url = f"{UI}/graphql"
 
     def ingress_up():
@@ -421,3 +425,118 @@ def test_the_ui_shows_the_run(finished_run):
     # The run page names the run by its id's first 8 characters and shows its status.
     assert finished_run.run_id[:8] in text and "Success" in text
     assert target.stat().st_size > 0
+
+
+# --- who launched it, other profiles, a limit breached, cleanup ---------------------------------
+
+
+def test_the_run_job_was_created_with_the_daemons_service_account_token(
+    finished_run, cluster, k8s
+):
+    """RBAC as the chart grants it: the launcher in the daemon made the Job with its own
+    token. Read from the API server's audit log, which the local cluster keeps."""
+    audit_log = os.environ.get("LAKEPORT_E2E_AUDIT_LOG")
+    if not audit_log:
+        pytest.skip("no API server audit log for this cluster (the local cluster has one)")
+    _, apps, _ = k8s
+    daemon = apps.read_namespaced_deployment(f"{cluster.release}-daemon", cluster.namespace)
+    account = daemon.spec.template.spec.service_account_name
+    job = f"dagster-run-{finished_run.run_id}"
+    creators = [
+        entry["user"]["username"]
+        for entry in map(json.loads, Path(audit_log).read_text().splitlines())
+        if entry.get("verb") == "create"
+        and entry.get("objectRef", {}).get("resource") == "jobs"
+        and entry.get("objectRef", {}).get("name") == job
+        and entry.get("stage") == "ResponseComplete"
+        and entry.get("responseStatus", {}).get("code") == 201
+    ]
+    assert creators == [f"system:serviceaccount:{cluster.namespace}:{account}"], creators
+
+
+def _launch_and_follow(cluster, k8s, graphql, platform, tags: dict, days_ago: int):
+    """Launch lakehouse_job with `tags`, wait until it ends; its status and the pods seen."""
+    core, _, _ = k8s
+    session, url = graphql
+    location = platform.dagster.user_code.location_name
+    partition = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days_ago)).isoformat()
+    variables = h.launch_variables(
+        location, JOB, tags={**tags, "dagster/partition": partition}
+    )
+    run_id = h.launched_run_id(h.post_graphql(session, url, h.LAUNCH_RUN, variables))
+    namespace = platform.dagster.run_launcher.job_namespace or cluster.namespace
+    pods = {}
+
+    def finished():
+        for pod in core.list_namespaced_pod(
+            namespace, label_selector=f"dagster/run-id={run_id}"
+        ).items:
+            pods[pod.metadata.name] = pod
+        status = h.run_status(h.post_graphql(session, url, h.RUN_STATUS, {"runId": run_id}))
+        return status in h.TERMINAL_STATUSES, status
+
+    status = _wait_for(f"run {run_id}", 900, finished, interval=5)
+    return run_id, status, list(pods.values())
+
+
+def test_a_model_asking_for_the_large_profile_runs_in_a_large_pod(
+    finished_run, cluster, k8s, graphql, effective_platform
+):
+    """mart_customer_revenue's meta asks for `large`: the job takes it, with no tag given."""
+    _, platform = effective_platform
+    run_id, status, pods = _launch_and_follow(cluster, k8s, graphql, platform, {}, days_ago=2)
+    assert status == "SUCCESS", f"run {run_id} ended {status}"
+    assert pods, f"no pod seen for run {run_id}"
+    large = PLATFORM.profile("large")
+    assert h.resource_problems(h.run_container(pods[0].spec), large) == []
+    assert h.spill_volume_problems(pods[0].spec, large) == []
+
+
+TINY = "tiny"
+
+
+def test_a_run_over_its_memory_limit_is_oomkilled_and_fails_naming_the_profile(
+    finished_run, cluster, k8s, graphql, effective_platform
+):
+    _, platform = effective_platform
+    if TINY not in platform.resource_profiles:
+        pytest.skip(f"the platform file has no {TINY!r} profile to breach")
+    session, url = graphql
+    run_id, status, pods = _launch_and_follow(
+        cluster, k8s, graphql, platform, profile_tags(platform, TINY), days_ago=3
+    )
+    assert status == "FAILURE", f"run {run_id} ended {status}"
+    reasons = [
+        (s.state.terminated or (s.last_state.terminated if s.last_state else None)).reason
+        for p in pods for s in (p.status.container_statuses or [])
+        if s.state.terminated or (s.last_state and s.last_state.terminated)
+    ]
+    assert "OOMKilled" in reasons, f"run {run_id}: containers ended {reasons}"
+    messages = h.run_failure_messages(
+        h.post_graphql(session, url, h.RUN_EVENTS, {"runId": run_id})
+    )
+    assert any("OOMKilled" in m and f"resource profile '{TINY}'" in m for m in messages), messages
+
+
+def test_finished_run_jobs_are_removed_by_their_ttl(finished_run, cluster, k8s, effective_platform):
+    _, _, batch = k8s
+    _, platform = effective_platform
+    ttl = platform.dagster.run_launcher.finished_job_ttl_seconds
+    if ttl is None or ttl > 600:
+        pytest.skip(f"finishedJobTtlSeconds is {ttl}: too long to wait for here")
+    namespace = platform.dagster.run_launcher.job_namespace or cluster.namespace
+    job = f"dagster-run-{finished_run.run_id}"
+
+    def gone():
+        from kubernetes.client import ApiException
+
+        try:
+            found = batch.read_namespaced_job(job, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return True, "deleted"
+            raise
+        return False, f"still there, finished {found.status.completion_time}"
+
+    # The TTL controller deletes it `ttl` seconds after it finished; the test got here later.
+    _wait_for(f"Job {job} deleted by its TTL ({ttl}s)", ttl + 120, gone, interval=5)

@@ -108,8 +108,10 @@ schedule_storage:
   config:
     {{- include "lakeport.postgresDb" . | nindent 4 }}
 run_launcher:
-  module: dagster_k8s
-  class: K8sRunLauncher
+  # dagster-k8s' K8sRunLauncher; its failure message also names an OOMKill and the
+  # run's resource profile (src/lakeport/run_launcher.py).
+  module: lakeport.run_launcher
+  class: LakeportK8sRunLauncher
   config:
     load_incluster_config: true
     job_namespace: {{ $p.dagster.runLauncher.jobNamespace | quote }}
