@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 VENV        ?= .venv
 PY          := $(VENV)/bin/python
-TOOLS_BIN   := $(CURDIR)/.tools/bin
+TOOLS_BIN   ?= $(CURDIR)/.tools/bin
 CHECKOV_VENV ?= .venv-checkov
 export PATH := $(TOOLS_BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
@@ -34,8 +34,9 @@ install: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## create .venv with the 
 	bash scripts/fetch-iceberg-rest.sh $(CURDIR)/.tools/iceberg
 	bash scripts/local-cluster.sh build
 
-test: install ## install everything, start the local cluster, run the whole suite (e2e included) on it, stop it (root)
-	bash scripts/e2e-local.sh run $(PY) -m pytest $(PYTEST_ARGS)
+test: install ## install everything; the suite without a cluster, then the e2e tests on the local cluster (started and removed; root)
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+	bash scripts/e2e-local.sh run $(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
 lint: install ## ruff, yamllint, shellcheck, hadolint
 	$(VENV)/bin/ruff check src tests scripts bench
@@ -72,7 +73,7 @@ dev: install ## run the platform here (UI http://127.0.0.1:3000); DEV_ARGS="--we
 kind-up: ## kind cluster `lakeport` (ports 80/443) + ingress-nginx; keeps an existing one
 	@bash scripts/kind.sh up
 
-images: ## docker build the lakeport image and kind load it into the cluster
+images: ## build the lakeport image (docker, else podman; PYTHON_IMAGE=... base, =local on a registry-less machine) and kind load it
 	@bash scripts/kind.sh images
 
 deploy: ## helm upgrade --install lakeport onto kind with platform-config/kind/platform.yaml

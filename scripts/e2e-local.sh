@@ -24,7 +24,6 @@ NODE_IP="10.244.0.1"
 PLATFORM_FILE="$ROOT/platform-config/local-cluster/platform.yaml"
 # Must match images.lakeport in $PLATFORM_FILE (tests/e2e checks that it does).
 IMAGE="localhost/lakeport:dev"
-BASE_IMAGE="localhost/lakeport-python:3.11-bookworm"
 HELM_TIMEOUT="${HELM_TIMEOUT:-15m}"
 PY="${PY:-$ROOT/.venv/bin/python}"
 export CONTAINERS_CONF="$ROOT/cluster/containers.conf"
@@ -43,9 +42,7 @@ timed() {
 }
 
 build_images() {
-  bash "$ROOT/scripts/build-base-image.sh" "$BASE_IMAGE"
-  podman build --quiet --build-arg "PYTHON_IMAGE=$BASE_IMAGE" \
-    -f "$ROOT/images/lakeport/Dockerfile" -t "$IMAGE" "$ROOT" >/dev/null
+  PYTHON_IMAGE=local bash "$ROOT/scripts/build-image.sh" "$IMAGE"
 }
 
 services_running() { [ -f "$SERVICES/pid" ] && kill -0 "$(cat "$SERVICES/pid")" 2>/dev/null; }
@@ -133,6 +130,12 @@ cmd_up() {
 }
 
 cmd_down() {
+  # The cluster's and the services' logs outlive it, for whoever reads a failed run.
+  if [ -d "$STATE/logs" ]; then
+    mkdir -p "$ROOT/test-artifacts/local-cluster"
+    cp -r "$STATE/logs" "$ROOT/test-artifacts/local-cluster/" 2>/dev/null || true
+    cp "$SERVICES"/*.log "$ROOT/test-artifacts/local-cluster/" 2>/dev/null || true
+  fi
   if [ -f "$KUBECONFIG" ]; then
     helm uninstall "$RELEASE" --namespace "$NAMESPACE" --wait --timeout 5m >/dev/null 2>&1 || true
   fi

@@ -14,7 +14,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # helm comes from `make install` (.tools/bin) unless the machine has its own.
-command -v helm >/dev/null 2>&1 || PATH="$ROOT/.tools/bin:$PATH"
+command -v helm >/dev/null 2>&1 || PATH="${LAKEPORT_TOOLS_BIN:-$ROOT/.tools/bin}:$PATH"
 
 CLUSTER="${KIND_CLUSTER_NAME:-lakeport}"
 CONTEXT="kind-$CLUSTER"
@@ -95,10 +95,16 @@ cmd_up() {
 }
 
 cmd_images() {
+  if ! docker info >/dev/null 2>&1 && command -v podman >/dev/null 2>&1; then
+    # No docker engine, so no kind: build with podman (the local cluster's way).
+    bash "$ROOT/scripts/build-image.sh" "$IMAGE"
+    log "built $IMAGE with podman; kind needs docker, so it is not loaded anywhere (the local cluster: scripts/local-cluster.sh load localhost/$IMAGE)"
+    return 0
+  fi
   require docker kind kubectl
   require_cluster
   log "building $IMAGE from ${DOCKERFILE#"$ROOT"/}"
-  docker build --file "$DOCKERFILE" --tag "$IMAGE" "$ROOT"
+  bash "$ROOT/scripts/build-image.sh" "$IMAGE"
   log "loading $IMAGE into kind cluster '$CLUSTER'"
   load_image
   restart_lakeport_workloads

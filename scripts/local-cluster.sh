@@ -60,7 +60,8 @@ require_tools() {
 # --- build -----------------------------------------------------------------------------------
 
 sources_hash() {
-  (cd "$ROOT/cluster" && cat go.mod go.sum $(find cmd -type f | sort) && go env GOVERSION) | sha256sum | cut -c1-16
+  (cd "$ROOT/cluster" && { cat go.mod go.sum; find cmd -type f -print0 | sort -z | xargs -0 cat; go env GOVERSION; }) \
+    | sha256sum | cut -c1-16
 }
 
 # The binaries for these sources: $CACHED_KUBE and $CACHED_PAUSE, built when missing.

@@ -202,7 +202,9 @@ def _make(target: str, path: str, tmp_path: Path) -> subprocess.CompletedProcess
         "-C",
         str(REPO),
         target,
-        env={"PATH": path, "HOME": str(tmp_path)},
+        # No tools from `make install` either (.tools/bin has kubectl and helm).
+        env={"PATH": path, "HOME": str(tmp_path), "LAKEPORT_TOOLS_BIN": str(tmp_path / "none"),
+             "TOOLS_BIN": str(tmp_path / "none")},
     )
 
 
@@ -320,7 +322,8 @@ def _flow(tmp_path: Path, command: str, **fake_env) -> tuple[subprocess.Complete
         directory = _bin_dir(tmp_path, "standins", tools)
         for real in ("mktemp", "rm", "tail"):
             (directory / real).symlink_to(shutil.which(real))
-    env = {"PATH": str(directory), "HOME": str(tmp_path), "FAKE_LOG": str(log), **fake_env}
+    env = {"PATH": str(directory), "HOME": str(tmp_path), "FAKE_LOG": str(log),
+           "LAKEPORT_TOOLS_BIN": str(tmp_path / "none"), **fake_env}
     result = _run("bash", str(KIND_SCRIPT), command, env=env)
     return result, log.read_text().splitlines()
 
@@ -352,7 +355,7 @@ def test_kind_up_keeps_an_existing_cluster(tmp_path):
 def test_images_builds_loads_and_rolls_only_the_lakeport_deployments(tmp_path):
     result, commands = _flow(tmp_path, "images", FAKE_CLUSTERS="lakeport", FAKE_NAMESPACE_RC="0")
     assert result.returncode == 0, result.stderr
-    build = f"docker build --file {DOCKERFILE} --tag lakeport:dev {REPO}"
+    build = f"docker build --quiet --file {DOCKERFILE} --tag lakeport:dev {REPO}"
     load = "kind load docker-image lakeport:dev --name lakeport"
     assert commands.index(build) < commands.index(load)
     restarts = [c for c in commands if "rollout restart" in c]

@@ -25,10 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `support` as a package
 
-from support.iceberg_rest import IcebergRestServer  # noqa: E402
-
 from lakeport.dev.postgres import PostgresServer  # noqa: E402
 from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, S3Server  # noqa: E402
+from support.iceberg_rest import IcebergRestServer  # noqa: E402
 
 POSTGRES_PORT = 5432
 S3_PORT = 4566
