@@ -174,6 +174,29 @@ def test_every_rollout_and_the_polaris_bootstrap_complete(cluster, k8s, effectiv
     _wait_for("Polaris bootstrap", 600, bootstrap)
 
 
+def test_the_namespace_admits_only_restricted_pods(cluster, k8s):
+    """Where the namespace enforces Pod Security `restricted` (the local cluster's does),
+    the API server refuses a pod that breaks it, so the platform's pods passed the same
+    admission. Server-side dry run: nothing is created."""
+    from kubernetes import client
+    from kubernetes.client import ApiException
+
+    core, _, _ = k8s
+    labels = core.read_namespace(cluster.namespace).metadata.labels or {}
+    if labels.get("pod-security.kubernetes.io/enforce") != "restricted":
+        pytest.skip(f"namespace {cluster.namespace} does not enforce Pod Security restricted")
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="lakeport-psa-probe"),
+        spec=client.V1PodSpec(containers=[client.V1Container(
+            name="probe", image=PLATFORM.images.lakeport.repository,
+            security_context=client.V1SecurityContext(privileged=True),
+        )]),
+    )
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(cluster.namespace, pod, dry_run="All")
+    assert refused.value.status == 403 and "violates PodSecurity" in refused.value.body
+
+
 # --- one run of the demo, launched through the ingress --------------------------------------
 
 
