@@ -17,14 +17,14 @@ KIND_FILE = ROOT / "platform-config/kind/platform.yaml"
 
 
 def test_every_environment_file_is_valid():
-    assert {p.parent.name for p in PLATFORM_FILES} == {"local", "kind", "cloud"}
+    assert {p.parent.name for p in PLATFORM_FILES} == {"local", "kind", "local-cluster", "cloud"}
     result = subprocess.run(
         [Path(sys.executable).parent / "lakeport", "validate", *PLATFORM_FILES],
         capture_output=True,
         text=True,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count(": valid") == 3
+    assert result.stdout.count(": valid") == len(PLATFORM_FILES)
 
 
 # (name, YAML laid over the kind file, dotted field the message must name, text it must say)
