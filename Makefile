@@ -38,11 +38,12 @@ test: install ## install everything; the suite without a cluster, then the e2e t
 	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 	bash scripts/e2e-local.sh run $(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
-lint: install ## ruff, yamllint, shellcheck, hadolint
+lint: install ## ruff, yamllint, shellcheck, hadolint, gofmt
 	$(VENV)/bin/ruff check src tests scripts bench
 	$(VENV)/bin/yamllint -s platform-config kind .yamllint.yaml
 	$(VENV)/bin/shellcheck scripts/*.sh .ci/run
-	$(VENV)/bin/hadolint images/lakeport/Dockerfile
+	$(VENV)/bin/hadolint images/lakeport/Dockerfile images/base/Containerfile cluster/cmd/pause/Containerfile
+	test -z "$$(gofmt -l cluster)" || { gofmt -l cluster; exit 1; }
 
 validate: install ## validate every platform-config/*/platform.yaml
 	$(VENV)/bin/lakeport validate platform-config/*/platform.yaml
