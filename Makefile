@@ -92,7 +92,7 @@ down: ## delete the kind cluster `lakeport`
 # scripts/local-cluster.sh runs the cluster, scripts/e2e-local.sh the platform on it.
 .PHONY: e2e-local local-up local-down
 
-e2e-local: install ## local cluster + image + platform, pytest -m e2e tests/e2e on it, then tear it all down (~12 min warm)
+e2e-local: install ## local cluster + image + platform, pytest -m e2e tests/e2e on it, then tear it all down (~10 min warm)
 	bash scripts/e2e-local.sh run $(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
 local-up: install ## local cluster + image + platform, left running (KUBECONFIG: `scripts/e2e-local.sh env`)
