@@ -11,6 +11,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts/lakeport"
 HELM = ROOT / ".tools/bin/helm"
 ENVIRONMENTS = ("kind", "cloud")
+# Also rendered, linted, validated and checked by checkov: the local cluster's file (external
+# PostgreSQL, S3 and catalog), which the e2e tests install on a real cluster.
+RENDERED_ENVIRONMENTS = (*ENVIRONMENTS, "local-cluster")
 RELEASE = "lakeport"
 NAMESPACE = "lakeport"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_render import ENVIRONMENTS, ROOT, platform_file, render_text
+from chart_render import RENDERED_ENVIRONMENTS, ROOT, platform_file, render_text
 
 CHECKOV = ROOT / ".venv-checkov/bin/checkov"
 SKIPS = yaml.safe_load((Path(__file__).parent / "checkov-skips.yaml").read_text())
@@ -56,7 +56,7 @@ CONTROL_ID = "Pod/control-privileged"
 @pytest.fixture(scope="module")
 def all_findings(tmp_path_factory):
     out = tmp_path_factory.mktemp("manifests")
-    for env in ENVIRONMENTS:
+    for env in RENDERED_ENVIRONMENTS:
         (out / f"{env}.yaml").write_text(render_text(str(platform_file(env))))
     (out / "control.yaml").write_text(yaml.safe_dump(CONTROL))
     return _failed(out)

@@ -5,7 +5,7 @@ import pytest
 from chart_render import (
     CHART,
     CI_VALUES,
-    ENVIRONMENTS,
+    RENDERED_ENVIRONMENTS,
     find,
     helm,
     platform_file,
@@ -16,7 +16,7 @@ from chart_render import (
 
 K8S_VERSIONS = ("1.29", "1.33")
 # The environment files, then the chart's ci/ values (each over the chart defaults).
-VALUES = [platform_file(env) for env in ENVIRONMENTS] + CI_VALUES
+VALUES = [platform_file(env) for env in RENDERED_ENVIRONMENTS] + CI_VALUES
 VALUE_IDS = [f"{p.parent.name}/{p.name}" for p in VALUES]
 
 
