@@ -20,7 +20,7 @@ die() { log "error: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap and rootful podman)"
 for tool in podman debootstrap; do
-  command -v "$tool" >/dev/null || die "$tool is not installed (scripts/install-system-deps.sh --containers installs it)"
+  command -v "$tool" >/dev/null || die "$tool is not installed (scripts/install-system-deps.sh installs it)"
 done
 [ -s "$CA_BUNDLE" ] || die "no CA bundle at $CA_BUNDLE (set LAKEPORT_CA_BUNDLE)"
 

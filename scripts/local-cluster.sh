@@ -54,7 +54,7 @@ require_root() { [ "$(id -u)" = 0 ] || die "needs root (containerd, kubelet, ipt
 require_tools() {
   local tool missing=()
   for tool in "$@"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
-  [ ${#missing[@]} -eq 0 ] || die "missing: ${missing[*]} (scripts/install-system-deps.sh --cluster installs them)"
+  [ ${#missing[@]} -eq 0 ] || die "missing: ${missing[*]} (scripts/install-system-deps.sh installs them)"
 }
 
 # --- build -----------------------------------------------------------------------------------
@@ -120,9 +120,9 @@ cert() {
   rm -f "$PKI/$name.csr" "$ext"
 }
 
-# kubeconfig NAME CERT [CONTEXT]: a kubeconfig for the client certificate CERT.
+# kubeconfig NAME CERT: a kubeconfig for the client certificate CERT.
 kubeconfig() {
-  local file="$STATE/$1.kubeconfig" certname="$2" context="${3:-$CONTEXT}"
+  local file="$STATE/$1.kubeconfig" certname="$2"
   [ -s "$file" ] && return 0
   cat >"$file" <<EOF
 apiVersion: v1
@@ -138,9 +138,9 @@ users:
     client-certificate: $PKI/$certname.crt
     client-key: $PKI/$certname.key
 contexts:
-- name: $context
+- name: $CONTEXT
   context: {cluster: $CONTEXT, user: $certname}
-current-context: $context
+current-context: $CONTEXT
 EOF
   chmod 600 "$file"
 }

@@ -1,18 +1,17 @@
 """Dagster's K8sRunLauncher, with run failures that say when the kubelet OOMKilled the run.
 
 dagster-k8s 0.29 reports a run pod killed for going over its memory limit as "K8s job
-failed" (dagster_k8s/launcher.py, check_run_worker_health), and the run monitor marks the
-run failed with that text. Here the run's pods are read once more: a container that ended
-`OOMKilled` turns the message into one naming the pod, its memory limit and the run's
-resource profile, which is what the user has to change. A pod killed before the run
-started ends in the monitor's start timeout instead, whose message carries the launcher's
-debug info (dagster/_daemon/monitoring/run_monitoring.py, monitor_starting_run): the same
-words go first there.
+failed" (dagster_k8s/launcher.py, check_run_worker_health). The run monitor marks such a
+run failed with that text followed by the launcher's debug info, and a run whose pod died
+before it started with its start timeout, also followed by the debug info
+(dagster/_daemon/monitoring/run_monitoring.py: monitor_started_run, monitor_starting_run).
+So the debug info is the one place for it: a container of the run that ended `OOMKilled`
+puts first a sentence naming the pod, its memory limit and the run's resource profile,
+which is what the user has to change.
 """
 
 from collections.abc import Iterable
 
-from dagster._core.launcher.base import CheckRunHealthResult, WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster_k8s import K8sRunLauncher
 
@@ -37,7 +36,7 @@ def oom_killed_message(pods: Iterable, profile: str | None) -> str | None:
             limit = _memory_limit(pod, status.name)
             named = f"resource profile '{profile}'" if profile else "the run's resource profile"
             return (
-                f"the kubelet OOMKilled container '{status.name}' of run pod "
+                f"The kubelet OOMKilled container '{status.name}' of run pod "
                 f"{pod.metadata.name}: it went over its memory limit {limit or '(none set)'} "
                 f"from {named} (tag {PROFILE_TAG}). Give the job, asset or dbt model a larger "
                 "profile, or make the run hold less in memory."
@@ -53,30 +52,18 @@ def _memory_limit(pod, container_name: str) -> str | None:
 
 
 class LakeportK8sRunLauncher(K8sRunLauncher):
-    """K8sRunLauncher whose failed-worker message names an OOMKill and the profile."""
-
-    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
-        result = super().check_run_worker_health(run)
-        if result.status != WorkerStatus.FAILED:
-            return result
-        message = self._oom_killed(run)
-        if message is None:
-            return result
-        return CheckRunHealthResult(WorkerStatus.FAILED, f"{result.msg}: {message}")
+    """K8sRunLauncher whose debug info for a failed run names an OOMKill and the profile."""
 
     def get_run_worker_debug_info(
         self, run: DagsterRun, include_container_logs: bool | None = True
     ) -> str | None:
         info = super().get_run_worker_debug_info(run, include_container_logs)
-        message = self._oom_killed(run)
-        return info if message is None else f"{message[0].upper()}{message[1:]}\n{info or ''}"
-
-    def _oom_killed(self, run: DagsterRun) -> str | None:
         namespace = self.get_container_context_for_run(run).namespace
         try:
             pods = self._api_client.core_api.list_namespaced_pod(
                 namespace, label_selector=f"{RUN_ID_LABEL}={run.run_id}"
             ).items
         except Exception:  # the pods are read only for a better message
-            return None
-        return oom_killed_message(pods, run.tags.get(PROFILE_TAG))
+            return info
+        message = oom_killed_message(pods, run.tags.get(PROFILE_TAG))
+        return info if message is None else f"{message}\n{info or ''}"

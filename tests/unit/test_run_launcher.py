@@ -4,7 +4,6 @@ tests/e2e/test_run_pods.py on the local cluster."""
 
 import inspect
 
-from dagster._core.launcher.base import WorkerStatus
 from dagster_k8s import K8sRunLauncher
 from dagster_k8s.client import DagsterKubernetesClient
 from kubernetes import client
@@ -51,14 +50,10 @@ def test_a_run_without_a_profile_tag_or_a_pod_without_a_limit_still_gets_words()
 
 
 def test_the_dagster_k8s_seams_it_overrides_and_reads_are_there():
-    # check_run_worker_health(run) is the RunLauncher method the run monitor calls; the
-    # pods are listed through DagsterKubernetesClient.core_api, a CoreV1Api.
+    # get_run_worker_debug_info(run, include_container_logs) is what the run monitor appends
+    # to a failed run's message; the pods are listed through DagsterKubernetesClient.core_api.
     assert issubclass(LakeportK8sRunLauncher, K8sRunLauncher)
-    assert list(inspect.signature(K8sRunLauncher.check_run_worker_health).parameters) == [
-        "self", "run",
-    ]
     assert list(inspect.signature(K8sRunLauncher.get_run_worker_debug_info).parameters) == [
         "self", "run", "include_container_logs",
     ]
     assert "core_api" in inspect.signature(DagsterKubernetesClient.__init__).parameters
-    assert {WorkerStatus.FAILED, WorkerStatus.RUNNING, WorkerStatus.SUCCESS} <= set(WorkerStatus)
