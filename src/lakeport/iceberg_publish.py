@@ -4,9 +4,17 @@ DuckDB computes; the catalog is the control plane. Rows stream DuckDB -> Arrow r
 batches -> pyiceberg, which writes the data files and commits one snapshot update through
 the catalog (Polaris / any Iceberg REST server, or the SQL catalog), so nothing is written
 behind the catalog's back and a write that fails leaves the table at its previous
-snapshot. pyiceberg 0.12 consumes a `pa.RecordBatchReader` in micro-batches bounded by
-`write.target-file-size-bytes` (pyiceberg/table/__init__.py, `Transaction.append`), so a
-table larger than the run's memory is written without ever being whole in Python.
+snapshot.
+
+A table larger than the run's memory is written one data file at a time, so it is never
+whole in Python. pyiceberg 0.12 accepts a `pa.RecordBatchReader` in `append`/`overwrite`
+and bins it lazily (`bin_pack_record_batches`), but then hands the bins to
+`io.pyarrow.write_file`, whose `ThreadPoolExecutor.map` submits every task before the
+first one runs (Python's `Executor.map` collects its iterable eagerly): the whole reader
+is pulled into memory before any file is written. Measured under a 384 MiB cgroup, a
+2.4M-row mart took the writer from 170 MiB to 398 MiB of anonymous memory and the run
+was OOM-killed in CI. So `_stream` below does what `Transaction.append` does, but gives
+pyiceberg one bin at a time.
 
 Three kinds of write:
 - replace the whole table (tables, seeds, snapshots);
@@ -185,7 +193,7 @@ def _load_or_create(catalog: "Catalog", identifier: tuple[str, str], schema) -> 
 
 
 def _write(table: "Table", name: str, reader: "pa.RecordBatchReader", mode: WriteMode) -> str:
-    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
+    from pyiceberg.expressions import AlwaysTrue, And, GreaterThanOrEqual, LessThan
 
     if isinstance(mode, Append):
         current = table.current_snapshot()
@@ -197,14 +205,50 @@ def _write(table: "Table", name: str, reader: "pa.RecordBatchReader", mode: Writ
                 "its increment: another run wrote it. Nothing was appended; run the model "
                 "again to build its increment on the new snapshot."
             )
-        table.append(reader)
+        _stream(table, reader, delete_filter=None)
         return "append"
     if isinstance(mode, DayWindow):
         day_filter = And(
             GreaterThanOrEqual(mode.column, mode.start.isoformat()),
             LessThan(mode.column, mode.end.isoformat()),
         )
-        table.overwrite(reader, overwrite_filter=day_filter)
+        _stream(table, reader, delete_filter=day_filter)
         return "overwrite-window"
-    table.overwrite(reader)
+    _stream(table, reader, delete_filter=AlwaysTrue())
     return "overwrite"
+
+
+def _stream(table: "Table", reader: "pa.RecordBatchReader", delete_filter) -> None:
+    """One transaction (one catalog commit): delete what `delete_filter` matches, then
+    append `reader` as data files of about `write.target-file-size-bytes` each, each file
+    written before the next is read. The order and snapshot kinds are those of pyiceberg
+    0.12's `Transaction.overwrite` (a delete snapshot, then a fast append)."""
+    import itertools
+
+    import pyarrow as pa
+
+    # Private in pyiceberg 0.12: the function `Transaction.append` itself calls to turn
+    # Arrow data into data files. tests/unit/test_pyiceberg_seams.py holds its signature.
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files, bin_pack_record_batches
+
+    target_file_size = int(
+        table.properties.get(
+            "write.target-file-size-bytes", TABLE_PROPERTIES["write.target-file-size-bytes"]
+        )
+    )
+    with table.transaction() as transaction:
+        if delete_filter is not None and table.current_snapshot() is not None:
+            transaction.delete(delete_filter)
+        with transaction.update_snapshot().fast_append() as append_files:
+            # One counter for all bins: it numbers the data files' names within the write.
+            counter = itertools.count(0)
+            for batches in bin_pack_record_batches(reader, target_file_size):
+                data_files = _dataframe_to_data_files(
+                    table_metadata=transaction.table_metadata,
+                    df=pa.RecordBatchReader.from_batches(reader.schema, batches),
+                    io=table.io,
+                    write_uuid=append_files.commit_uuid,
+                    counter=counter,
+                )
+                for data_file in data_files:
+                    append_files.append_data_file(data_file)

@@ -179,3 +179,36 @@ def test_tables_whose_files_the_object_store_lost_are_named_plainly(platform, s3
     # A write to it says the same instead of writing on top of a table it cannot read.
     with pytest.raises(WarehouseObjectsLostError):
         publish(catalog, ("raw", "lost_orders"), _reader(_rows(range(2), date(2026, 1, 1))))
+
+
+def test_a_write_larger_than_a_data_file_streams_file_by_file(platform):
+    """A table bigger than the run's memory must never be whole in Python: the reader is
+    read no faster than data files are written. (pyiceberg 0.12's own `append` of a
+    reader submits every bin to its thread pool as fast as the reader yields them, so a
+    fast reader is read whole before the files are written: see iceberg_publish.)"""
+    import pyarrow.compute as pc
+
+    from lakeport.iceberg_publish import TABLE_PROPERTIES
+
+    target = int(TABLE_PROPERTIES["write.target-file-size-bytes"])
+    batch_rows = 1 << 17  # 1 MiB of int64 per batch, made as fast as DuckDB hands them over
+    batches = 10 * target // (batch_rows * 8)  # ten data files' worth
+    arrow_bytes_held = []
+    first_ids = pa.array(range(batch_rows), pa.int64())
+
+    def rows():
+        def generate():
+            for i in range(batches):
+                arrow_bytes_held.append(pa.total_allocated_bytes())
+                yield pa.record_batch([pc.add(first_ids, i * batch_rows)], names=["id"])
+
+        return pa.RecordBatchReader.from_batches(pa.schema([("id", pa.int64())]), generate())
+
+    catalog = load_catalog(platform)
+    result = publish(catalog, ("marts", "streamed"), rows)
+    assert result.row_count == batches * batch_rows
+    # About one file being gathered and one being written; never the ten files' worth.
+    assert max(arrow_bytes_held) < 4 * target, [b >> 20 for b in arrow_bytes_held]
+    table = catalog.load_table(("marts", "streamed"))
+    assert len(table.inspect.files()) >= 10
+    assert table.scan().to_arrow().num_rows == batches * batch_rows
