@@ -145,9 +145,25 @@ class SecretRef(Model):
 
 
 class Image(Model):
-    repository: Annotated[str, Field(min_length=1)]
-    tag: Annotated[str, Field(min_length=1, pattern=r"^[\w][\w.-]{0,127}$")]
+    """An image by tag, by digest, or both (`repository:tag@digest`: the digest decides)."""
+
+    repository: Annotated[str, Field(min_length=1, pattern=r"^[^\s:@]+(:\d+)?[^\s:@]*$")]
+    tag: Annotated[str, Field(min_length=1, pattern=r"^[\w][\w.-]{0,127}$")] | None = None
+    digest: Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$")] | None = None
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+
+    @model_validator(mode="after")
+    def _tag_or_digest(self):
+        if self.tag is None and self.digest is None:
+            raise PydanticCustomError("image_reference", "an image needs a tag or a digest")
+        return self
+
+    @property
+    def reference(self) -> str:
+        """What a pod's `image:` says (the chart's `lakeport.image` renders the same)."""
+        tag = f":{self.tag}" if self.tag else ""
+        digest = f"@{self.digest}" if self.digest else ""
+        return f"{self.repository}{tag}{digest}"
 
 
 class Images(Model):
@@ -195,6 +211,38 @@ def _resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> Reso
     )
 
 
+# --- scheduling ---------------------------------------------------------------------------
+
+# Kubernetes label keys ([prefix/]name) and values.
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LabelKey = Annotated[
+    str, Field(max_length=316, pattern=rf"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?{_LABEL_NAME}$")
+]
+LabelValue = Annotated[str, Field(max_length=63, pattern=rf"^({_LABEL_NAME})?$")]
+
+
+class Toleration(Model):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: Annotated[int, Field(ge=0)] | None = None
+
+
+class Scheduling(Model):
+    """Where a pod may run and what it carries for the cluster's own tooling: the keys a
+    node pool, a priority class or a private registry needs (Kubernetes' own names)."""
+
+    node_selector: dict[LabelKey, LabelValue] = {}
+    tolerations: list[Toleration] = []
+    # A Kubernetes Affinity object (nodeAffinity, podAffinity, podAntiAffinity), as is.
+    affinity: dict = {}
+    priority_class_name: K8sName | None = None
+    pod_annotations: dict[str, str] = {}
+    pod_labels: dict[LabelKey, LabelValue] = {}
+    image_pull_secrets: list[K8sName] = []
+
+
 # --- resource profiles ------------------------------------------------------------------
 
 
@@ -224,6 +272,8 @@ class ResourceProfile(Model):
     limits: ResourceList
     spill_volume_size: Quantity = "10Gi"
     duckdb: DuckDBOverrides = DuckDBOverrides()
+    # Where this profile's run pods go, e.g. `large` on the big-memory node pool.
+    scheduling: Scheduling = Scheduling()
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -276,24 +326,16 @@ class Webserver(Model):
     port: Port = 3000
     log_level: LogLevel = "INFO"
     resources: Resources = _resources("100m", "512Mi", "1", "1Gi")
+    scheduling: Scheduling = Scheduling()
 
 
 class Daemon(Model):
     log_level: LogLevel = "INFO"
     heartbeat_tolerance_seconds: Annotated[int, Field(ge=30)] = 300
     resources: Resources = _resources("100m", "512Mi", "1", "1Gi")
+    scheduling: Scheduling = Scheduling()
 
 
-class UserCode(Model):
-    """The code location served over gRPC; webserver and daemon never import it."""
-
-    location_name: K8sName = "demo"
-    module: Annotated[str, Field(pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")] = (
-        "lakeport_demo.definitions"
-    )
-    port: Port = 4000
-    replicas: Annotated[int, Field(ge=1)] = 1
-    resources: Resources = _resources("100m", "512Mi", "1", "1Gi")
 
 
 class RunMonitoring(Model):
@@ -330,6 +372,11 @@ class RunLauncher(Model):
     # empty). Every profile's run_k8s_config mounts it, because a run's profile tag
     # replaces the launcher's whole volume list (SHALLOW merge).
     platform_config_map: K8sName | None = None
+    # The labels every run pod carries whatever its profile (the release's, which the
+    # NetworkPolicy admits); the chart fills them in (leave empty). dagster-k8s puts the
+    # launcher's `labels` in run_k8s_config's pod_template_spec_metadata, which a profile
+    # tag that sets pod labels replaces (SHALLOW merge), so every profile carries them.
+    run_pod_labels: dict[LabelKey, LabelValue] = {}
 
 
 class Dagster(Model):
@@ -338,11 +385,76 @@ class Dagster(Model):
     service_account_annotations: dict[str, str] = {}
     webserver: Webserver = Webserver()
     daemon: Daemon = Daemon()
-    user_code: UserCode = UserCode()
     run_launcher: RunLauncher = RunLauncher()
     run_monitoring: RunMonitoring = RunMonitoring()
     run_retries: RunRetries = RunRetries()
     run_queue: RunQueue = RunQueue()
+
+
+# --- code locations -----------------------------------------------------------------------
+
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+# A DNS label short enough that `<release, 40 at most>-code-<name>` is a Service name
+# (63 at most).
+LocationName = Annotated[str, Field(max_length=17, pattern=rf"^{_DNS_LABEL}$")]
+ModuleName = Annotated[str, Field(pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")]
+
+
+class SecretEnv(Model):
+    """An environment variable whose value is a key of a Kubernetes Secret."""
+
+    name: EnvName
+    secret_name: K8sName
+    key: Annotated[str, Field(min_length=1, pattern=r"^[-._a-zA-Z0-9]+$")]
+
+
+def _check_plain_env(env: dict[str, str]) -> dict[str, str]:
+    for name in env:
+        if _SECRET_LOOKING.search(name):
+            raise PydanticCustomError(
+                "literal_secret",
+                "{name} looks like a secret: give it with secretEnv (a Secret reference), "
+                "never as a literal value",
+                {"name": name},
+            )
+    return env
+
+
+_SECRET_LOOKING = re.compile(r"PASS|SECRET|TOKEN|CREDENTIAL|PRIVATE|API_?KEY", re.IGNORECASE)
+
+
+class CodeLocation(Model):
+    """One team's code: a gRPC code server in the team's image, and the runs it starts.
+
+    Webserver and daemon never import it. Runs of this location run in its image, with
+    its env and secretEnv, and none of another location's.
+    """
+
+    name: LocationName
+    image: Image
+    # The Python module whose `defs` (a dagster.Definitions) the code server serves; a
+    # `dg` project's `<package>.definitions` is one.
+    module: ModuleName
+    port: Port = 4000
+    replicas: Annotated[int, Field(ge=1)] = 1
+    resources: Resources = _resources("100m", "512Mi", "1", "1Gi")
+    # Plain settings; anything secret goes in secretEnv.
+    env: Annotated[dict[EnvName, str], AfterValidator(_check_plain_env)] = {}
+    secret_env: list[SecretEnv] = []
+    # The resource profiles this location's runs may use (empty: every profile).
+    profiles: list[K8sName] = []
+    # For the code server's pods (its runs take their profile's).
+    scheduling: Scheduling = Scheduling()
+
+
+def _default_code_locations() -> list[CodeLocation]:
+    return [
+        CodeLocation(
+            name="demo",
+            image=Image(repository="lakeport", tag="0.1.0"),
+            module="lakeport_demo.definitions",
+        )
+    ]
 
 
 # --- storage, catalog, services ---------------------------------------------------------------
@@ -494,6 +606,9 @@ class Platform(Model):
 
     images: Images = Images()
     dagster: Dagster = Dagster()
+    code_locations: Annotated[list[CodeLocation], Field(min_length=1)] = Field(
+        default_factory=_default_code_locations
+    )
     resource_profiles: dict[K8sName, ResourceProfile] = Field(default_factory=_default_profiles)
     compute_logs: ComputeLogs = ComputeLogs()
     object_storage: ObjectStorage = ObjectStorage()
@@ -519,6 +634,7 @@ class Platform(Model):
                 default,
                 f"names no profile in resourceProfiles (have: {', '.join(self.resource_profiles)})",
             )
+        self._check_code_locations(default)
         if self.catalog.type == "rest" and not self.polaris.enabled and not self.catalog.rest.uri:
             raise _field_error(
                 ("catalog", "rest", "uri"),
@@ -542,6 +658,57 @@ class Platform(Model):
                     f"no TLS entry covers ingress.host {self.ingress.host!r}",
                 )
         return self
+
+    def _check_code_locations(self, default_profile: str) -> None:
+        seen: dict[str, int] = {}
+        for i, location in enumerate(self.code_locations):
+            if location.name in seen:
+                raise _field_error(
+                    ("codeLocations", str(i), "name"),
+                    location.name,
+                    f"is also the name of codeLocations[{seen[location.name]}]; "
+                    "code location names must be unique",
+                )
+            seen[location.name] = i
+            for j, profile in enumerate(location.profiles):
+                if profile not in self.resource_profiles:
+                    raise _field_error(
+                        ("codeLocations", str(i), "profiles", str(j)),
+                        profile,
+                        "names no profile in resourceProfiles "
+                        f"(have: {', '.join(self.resource_profiles)})",
+                    )
+            if location.profiles and default_profile not in location.profiles:
+                raise _field_error(
+                    ("codeLocations", str(i), "profiles"),
+                    location.profiles,
+                    f"must include the default profile {default_profile!r} "
+                    "(dagster.runLauncher.defaultProfile): a run that asks for none gets it",
+                )
+            names = [e.name for e in location.secret_env] + list(location.env)
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise _field_error(
+                    ("codeLocations", str(i), "secretEnv"),
+                    twice,
+                    "sets an environment variable twice (in env and secretEnv, or twice "
+                    "in secretEnv)",
+                )
+
+    def code_location(self, name: str) -> CodeLocation:
+        for location in self.code_locations:
+            if location.name == name:
+                return location
+        known = ", ".join(loc.name for loc in self.code_locations)
+        raise KeyError(f"no code location {name!r} in platform.yaml (have: {known})")
+
+    def allowed_profiles(self, location_name: str | None) -> list[str] | None:
+        """The profiles runs of this location may use; None: any (or a location this
+        platform file does not list, e.g. one loaded by `dagster dev` directly)."""
+        for location in self.code_locations:
+            if location.name == location_name:
+                return location.profiles or None
+        return None
 
     def profile(self, name: str | None = None) -> ResourceProfile:
         name = name or self.dagster.run_launcher.default_profile

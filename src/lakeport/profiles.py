@@ -9,7 +9,7 @@ being appended next to them (two `spill` volumes would be an invalid pod).
 
 import json
 
-from lakeport.platform import Platform
+from lakeport.platform import Platform, Scheduling
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
 PROFILE_TAG = "lakeport/profile"
@@ -40,8 +40,30 @@ def run_k8s_config(platform: Platform, profile_name: str | None = None) -> dict:
         volumes.append({"name": PLATFORM_VOLUME, "config_map": {"name": config_map}})
     return {
         "container_config": {"resources": resources, "volume_mounts": mounts},
-        "pod_spec_config": {"volumes": volumes},
+        "pod_spec_config": {"volumes": volumes, **pod_scheduling(profile.scheduling)},
+        "pod_template_spec_metadata": {
+            "annotations": dict(profile.scheduling.pod_annotations),
+            "labels": {
+                **profile.scheduling.pod_labels,
+                **platform.dagster.run_launcher.run_pod_labels,
+            },
+        },
         "merge_behavior": "SHALLOW",
+    }
+
+
+def pod_scheduling(scheduling: Scheduling) -> dict:
+    """The profile's scheduling keys of a pod spec, every one of them even when empty: the
+    SHALLOW merge replaces a key the run tag sets and keeps one it leaves out, so a `large`
+    run must say "no tolerations" rather than inherit the default profile's."""
+    return {
+        "node_selector": dict(scheduling.node_selector),
+        "tolerations": [t.model_dump(exclude_none=True) for t in scheduling.tolerations],
+        # dagster-k8s turns the nested camelCase keys into the client's snake_case
+        # (dagster_k8s.models.k8s_snake_case_dict), as in any pod spec it is given.
+        "affinity": scheduling.affinity,
+        "priority_class_name": scheduling.priority_class_name,
+        "image_pull_secrets": [{"name": name} for name in scheduling.image_pull_secrets],
     }
 
 

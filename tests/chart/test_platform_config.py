@@ -20,7 +20,7 @@ from chart_render import (
 from lakeport.config import parse_platform
 from lakeport.profiles import run_k8s_config
 
-DAGSTER_WORKLOADS = ("lakeport-webserver", "lakeport-daemon", "lakeport-user-code")
+DAGSTER_WORKLOADS = ("lakeport-webserver", "lakeport-daemon", "lakeport-code-demo")
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -77,10 +77,11 @@ def test_kind_runs_everything_in_the_chart_and_cloud_only_polaris():
     kind |= {o["metadata"]["name"] for o in find(render_env("kind"), "StatefulSet")}
     cloud = {o["metadata"]["name"] for o in find(render_env("cloud"), "Deployment")}
     cloud |= {o["metadata"]["name"] for o in find(render_env("cloud"), "StatefulSet")}
-    dagster = {"lakeport-webserver", "lakeport-daemon", "lakeport-user-code"}
+    dagster = {"lakeport-webserver", "lakeport-daemon", "lakeport-code-demo"}
     assert kind == dagster | {"lakeport-postgres", "lakeport-polaris", "lakeport-localstack"}
     # Cloud: RDS and real S3 are external; nothing of Postgres or LocalStack is rendered.
-    assert cloud == dagster | {"lakeport-polaris"}
+    # ... and a second team's code location beside the demo.
+    assert cloud == dagster | {"lakeport-polaris", "lakeport-code-finance"}
     cloud_names = {o["metadata"]["name"] for o in render_env("cloud")}
     assert not [n for n in cloud_names if "postgres" in n or "localstack" in n]
 

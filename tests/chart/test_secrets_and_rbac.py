@@ -85,7 +85,7 @@ def test_secret_env_only_by_reference(env):
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_catalog_credential_optional_only_in_long_running_pods(env):
     objects = render_env(env)
-    for name in ("lakeport-webserver", "lakeport-daemon", "lakeport-user-code"):
+    for name in ("lakeport-webserver", "lakeport-daemon", "lakeport-code-demo"):
         (container,) = pod_spec(one(objects, "Deployment", name))["containers"]
         ref = next(v for v in container["env"] if v["name"] == "LAKEPORT_CATALOG_CREDENTIAL")
         assert ref["valueFrom"]["secretKeyRef"] == {

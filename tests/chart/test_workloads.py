@@ -8,6 +8,7 @@ from chart_render import (
     ENVIRONMENTS,
     NAMESPACE,
     dagster_yaml,
+    effective_platform_text,
     find,
     one,
     platform_file,
@@ -16,6 +17,8 @@ from chart_render import (
     render_env,
     workloads,
 )
+
+from lakeport.config import parse_platform
 
 
 def _grpc_params(container: dict, extra_env: dict | None = None) -> dict:
@@ -45,28 +48,32 @@ def _grpc_params(container: dict, extra_env: dict | None = None) -> dict:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_code_server_passes_no_container_context(env):
-    """dagster-io/dagster#13921: a code server's container context (resources included)
-    would be merged into every run pod over the launcher's profile."""
+def test_code_servers_pass_their_runs_only_image_env_and_pull_policy(env):
+    """dagster-io/dagster#13921: a code server's container context is merged into every
+    run pod; with resources or volumes in it, it would replace the launcher's profile. A
+    location's context holds its env (after the platform's own secret env, which it would
+    otherwise replace) and its pull policy, nothing else."""
     objects = render_env(env)
-    (container,) = pod_spec(one(objects, "Deployment", "lakeport-user-code"))["containers"]
-    names = {e["name"] for e in container.get("env", [])}
-    assert not {n for n in names if "CONTAINER_CONTEXT" in n}
-    params = _grpc_params(container)
-    assert params["container_context"] is None
-    assert params["container_image"] == one(objects, "Deployment", "lakeport-webserver")[
-        "spec"]["template"]["spec"]["containers"][0]["image"]
-    assert params["module_name"] == "lakeport_demo.definitions"
-    assert params["location_name"] == "demo"
-
-
-def test_the_container_context_check_sees_the_env_var():
-    # Control: the same parsing does pick up the variable Dagster's chart sets.
-    objects = render_env("kind")
-    (container,) = pod_spec(one(objects, "Deployment", "lakeport-user-code"))["containers"]
-    context = json.dumps({"k8s": {"resources": {"limits": {"memory": "1Gi"}}}})
-    params = _grpc_params(container, {"DAGSTER_CLI_API_GRPC_CONTAINER_CONTEXT": context})
-    assert params["container_context"] == context
+    platform = parse_platform(effective_platform_text(objects))
+    launcher = dagster_yaml(objects)["run_launcher"]["config"]["run_k8s_config"]
+    platform_env = launcher["container_config"]["env"]
+    for location in platform.code_locations:
+        deployment = one(objects, "Deployment", f"lakeport-code-{location.name}")
+        (container,) = pod_spec(deployment)["containers"]
+        assert not {e["name"] for e in container.get("env", [])
+                    if "CONTAINER_CONTEXT" in e["name"]}
+        params = _grpc_params(container)
+        context = json.loads(params["container_context"])
+        assert list(context) == ["k8s"] and set(context["k8s"]) == {"env", "image_pull_policy"}
+        env_vars = context["k8s"]["env"]
+        assert env_vars[: len(platform_env)] == platform_env
+        own = {e["name"]: e for e in env_vars[len(platform_env):]}
+        assert set(own) == set(location.env) | {s.name for s in location.secret_env}
+        assert not any("value" in own[s.name] for s in location.secret_env)
+        assert context["k8s"]["image_pull_policy"] == location.image.pull_policy
+        assert params["container_image"] == container["image"] == location.image.reference
+        assert params["module_name"] == location.module
+        assert params["location_name"] == location.name
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -74,10 +81,18 @@ def test_webserver_and_daemon_reach_user_code_only_over_grpc(env):
     objects = render_env(env)
     workspace_cm = one(objects, "ConfigMap", "lakeport-dagster-workspace")
     workspace = yaml.safe_load(workspace_cm["data"]["workspace.yaml"])
-    assert workspace == {"load_from": [{"grpc_server": {
-        "host": "lakeport-user-code", "port": 4000, "location_name": "demo"}}]}
-    service = one(objects, "Service", "lakeport-user-code")
-    assert service["spec"]["ports"][0]["port"] == 4000
+    platform = parse_platform(effective_platform_text(objects))
+    assert workspace == {"load_from": [
+        {"grpc_server": {"host": f"lakeport-code-{loc.name}", "port": loc.port,
+                         "location_name": loc.name}}
+        for loc in platform.code_locations
+    ]}
+    for location in platform.code_locations:
+        service = one(objects, "Service", f"lakeport-code-{location.name}")
+        assert service["spec"]["ports"][0]["port"] == location.port
+        assert service["spec"]["selector"]["app.kubernetes.io/component"] == (
+            f"code-{location.name}"
+        )
     for name in ("lakeport-webserver", "lakeport-daemon"):
         (container,) = pod_spec(one(objects, "Deployment", name))["containers"]
         command = container["command"]
@@ -99,7 +114,7 @@ def test_probes_and_replicas(env):
     assert daemon["spec"]["replicas"] == 1
     assert daemon["spec"]["strategy"] == {"type": "Recreate"}
 
-    (code,) = pod_spec(one(objects, "Deployment", "lakeport-user-code"))["containers"]
+    (code,) = pod_spec(one(objects, "Deployment", "lakeport-code-demo"))["containers"]
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert code[probe]["exec"]["command"][:3] == ["dagster", "api", "grpc-health-check"]
         assert code[probe]["exec"]["command"][-1] == "4000"

@@ -77,7 +77,7 @@ def test_the_instance_config_is_valid_dagster_config_built_from_the_platform(tmp
     assert (logs["bucket"], logs["prefix"], logs["upload_interval"], logs["endpoint_url"]) == (
         "logs-bucket", "runs", 7, "http://127.0.0.1:4599"
     )
-    assert loaded["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert loaded["run_coordinator"]["class"] == "LakeportRunCoordinator"
     assert loaded["run_coordinator"]["config"] == {
         "max_concurrent_runs": 3,
         "tag_concurrency_limits": [{"key": "lakeport/profile", "value": "large", "limit": 1}],
@@ -86,7 +86,7 @@ def test_the_instance_config_is_valid_dagster_config_built_from_the_platform(tmp
     assert loaded["run_retries"] == {"enabled": True, "max_retries": 2}
     assert loaded["run_monitoring"]["start_timeout_seconds"] == 120
     workspace = workspace_config(platform)
-    assert workspace["load_from"][0]["grpc_server"]["port"] == platform.dagster.user_code.port
+    assert workspace["load_from"][0]["grpc_server"]["port"] == platform.code_locations[0].port
 
 
 def test_s3_objects_outlive_the_server_through_the_copy(s3_server, tmp_path):

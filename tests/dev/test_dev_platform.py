@@ -261,6 +261,30 @@ def test_each_single_asset_materialises_in_an_empty_run_scratch(platform_process
         assert [a["path"] for a in run["assetSelection"]] == [list(path)]
 
 
+RUN_TAGS = """
+query Run($runId: ID!) { runOrError(runId: $runId) { ... on Run { tags { key value } } } }"""
+
+
+def test_a_ui_launch_of_a_large_model_runs_in_a_large_cgroup(
+    platform_process, effective_platform, demo_run
+):
+    """A run nobody tagged (as the UI's "Materialize" launches it) of a model whose meta
+    asks for `large`: the run coordinator gives it the `large` profile, and the local
+    launcher's cgroup has the `large` limit."""
+    run_id = launch_run(platform_process, LOCATION, ASSET_JOB,
+                        assets=[["marts", "mart_customer_revenue"]])
+    status = _wait_for_status(platform_process, run_id, ("SUCCESS", "FAILURE", "CANCELED"))
+    assert status == "SUCCESS", f"run {run_id} ended {status}"
+    run = platform_process.graphql(RUN_TAGS, {"runId": run_id})["runOrError"]
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    assert tags[PROFILE_TAG] == "large"
+    large = effective_platform.profile("large")
+    message = _launcher_message(platform_process, run_id)
+    assert "profile 'large'" in message, message
+    if CGROUP_TAG in tags:
+        assert f"memory {large.limits.memory}" in message, message
+
+
 RUNS_OF_ASSET_JOB = """
 { runsOrError(filter: {pipelineName: "__ASSET_JOB"}) { ... on Runs { results {
   runId status assetSelection { path } } } } }"""

@@ -133,7 +133,7 @@ def test_every_rollout_and_the_polaris_bootstrap_complete(cluster, k8s, effectiv
             *apps.list_namespaced_stateful_set(cluster.namespace, label_selector=selector).items,
         ]
         names = {w.metadata.name for w in workloads}
-        wanted = {f"{cluster.release}-{n}" for n in ("webserver", "daemon", "user-code")}
+        wanted = {f"{cluster.release}-{n}" for n in ("webserver", "daemon", "code-demo")}
         if not wanted <= names:
             return False, f"missing workloads: {sorted(wanted - names)}"
         problems = [p for p in map(h.rollout_problem, workloads) if p]
@@ -234,7 +234,7 @@ def graphql():
 def run_id(cluster, graphql, effective_platform) -> str:
     session, url = graphql
     _, platform = effective_platform
-    location = platform.dagster.user_code.location_name
+    location = platform.code_locations[0].name
     # The job is daily-partitioned: build yesterday (UTC), the schedule's newest partition.
     partition = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
     # The tags as the code location builds them: from the platform the chart mounted, which
@@ -483,7 +483,7 @@ def _launch_and_follow(cluster, k8s, graphql, platform, tags: dict, days_ago: in
     """Launch lakehouse_job with `tags`, wait until it ends; its status and the pods seen."""
     core, _, _ = k8s
     session, url = graphql
-    location = platform.dagster.user_code.location_name
+    location = platform.code_locations[0].name
     partition = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days_ago)).isoformat()
     variables = h.launch_variables(
         location, JOB, tags={**tags, "dagster/partition": partition}

@@ -13,8 +13,15 @@ from platform_support import FaultPlatform, write_platform_file  # noqa: E402
 # What the issue asks for, on this platform: a queue of 4, run monitoring that notices a
 # dead worker within seconds (the chart's defaults are minutes).
 FAULT_SETTINGS = {
+    # Two teams from one file, each with its own env (tests/reliability/team_env.py).
+    "codeLocations": [
+        {"name": "reliability", "image": {"repository": "lakeport", "tag": "dev"},
+         "module": "reliability_location", "env": {"LAKEPORT_TEST_TEAM": "reliability"}},
+        {"name": "second", "image": {"repository": "lakeport", "tag": "dev"},
+         "module": "second_location",
+         "env": {"LAKEPORT_TEST_TEAM": "second", "LAKEPORT_TEST_SECOND_ONLY": "yes"}},
+    ],
     "dagster": {
-        "userCode": {"module": "reliability_location", "locationName": "reliability"},
         "runQueue": {"maxConcurrentRuns": 4},
         "runMonitoring": {"pollIntervalSeconds": 5, "startTimeoutSeconds": 60},
     },

@@ -102,9 +102,9 @@ class FaultPlatform:
         """Start the code server again with the same command, as its Deployment would."""
         from lakeport.dev.supervisor import _grpc_ready
 
-        service = self.service("code server")
+        service = self.service(f"code server '{LOCATION}'")
         service.start()
-        port = self.platform.dagster.user_code.port
+        port = self.platform.code_locations[0].port
         deadline = time.monotonic() + 120
         while not _grpc_ready(port):
             assert service.running(), service.log_tail()

@@ -13,6 +13,7 @@ import sys
 import time
 
 import dagster as dg
+from team_env import team_env_job
 
 from lakeport.config import load_effective_platform
 from lakeport.schedules import build_skipping_schedule
@@ -55,4 +56,4 @@ every_minute = build_skipping_schedule(
     "every_minute", "slow_daily_job", slow_daily_job, DAILY, "* * * * *", platform, PROFILE
 )
 
-defs = dg.Definitions(jobs=[tiny_job, slow_daily_job], schedules=[every_minute])
+defs = dg.Definitions(jobs=[tiny_job, slow_daily_job, team_env_job], schedules=[every_minute])

@@ -71,12 +71,12 @@ def test_lakeport_dev_names_the_line_of_broken_yaml(tmp_path):
 
 def test_a_code_location_given_a_bad_file_exits_naming_the_field(tmp_path):
     path = tmp_path / "platform.yaml"
-    path.write_text("dagster:\n  userCode:\n    prot: 4000\n")
+    path.write_text("dagster:\n  webserver:\n    prot: 3000\n")
     env = {**os.environ, PLATFORM_FILE_ENV: str(path)}
     result = subprocess.run([sys.executable, "-c", "import lakeport_demo.definitions"],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode != 0
-    assert f"{path}:3: dagster.userCode.prot: unknown key" in result.stderr, result.stderr[-2000:]
+    assert f"{path}:3: dagster.webserver.prot: unknown key" in result.stderr, result.stderr[-2000:]
 
 
 # --- the dbt project ------------------------------------------------------------------------

@@ -193,7 +193,7 @@ def test_code_server_killed_mid_run_and_restarted(fault_platform, schedule_runni
     run_id = launch(fault_platform, "tiny_job", tiny_config(20))
     wait_for(f"run {run_id} to start", lambda: run_status(fault_platform, run_id) == "STARTED",
              timeout=120)
-    fault_platform.kill("code server", signal.SIGKILL)
+    fault_platform.kill(f"code server '{LOCATION}'", signal.SIGKILL)
 
     def location_state():
         (entry,) = fault_platform.graphql(LOCATION_STATUS)["workspaceOrError"]["locationEntries"]

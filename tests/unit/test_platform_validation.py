@@ -91,6 +91,37 @@ BAD_FILES = [
     ("log level", "dagster: {daemon: {logLevel: LOUD}}", "dagster.daemon.logLevel", "DEBUG"),
     ("negative TTL", "dagster: {runLauncher: {finishedJobTtlSeconds: -5}}",
      "dagster.runLauncher.finishedJobTtlSeconds", "greater than or equal to 0"),
+    ("code location without an image", "codeLocations: [{name: team, module: team.defs}]",
+     "codeLocations.0.image", "Field required"),
+    ("image without tag or digest",
+     "codeLocations: [{name: team, module: m, image: {repository: r}}]",
+     "codeLocations.0.image", "needs a tag or a digest"),
+    ("image digest not sha256",
+     "codeLocations: [{name: team, module: m, image: {repository: r, digest: 'sha256:abc'}}]",
+     "codeLocations.0.image.digest", "pattern"),
+    ("location profile unknown", ("codeLocations: [{name: team, module: m, "
+     "image: {repository: r, tag: t}, profiles: [transform, huge]}]"),
+     "codeLocations.0.profiles.1", "names no profile in resourceProfiles"),
+    ("location profiles without the default", ("codeLocations: [{name: team, module: m, "
+     "image: {repository: r, tag: t}, profiles: [large]}]"),
+     "codeLocations.0.profiles", "must include the default profile 'transform'"),
+    ("duplicate location names", ("codeLocations: [{name: team, module: a, image: {repository: "
+     "r, tag: t}}, {name: team, module: b, image: {repository: r, tag: t}}]"),
+     "codeLocations.1.name", "names must be unique"),
+    ("location name too long", ("codeLocations: [{name: a-very-long-team-name, module: m, "
+     "image: {repository: r, tag: t}}]"), "codeLocations.0.name", "at most 17 characters"),
+    ("secretEnv without a Secret", ("codeLocations: [{name: team, module: m, "
+     "image: {repository: r, tag: t}, secretEnv: [{name: TOKEN, key: token}]}]"),
+     "codeLocations.0.secretEnv.0.secretName", "Field required"),
+    ("env set twice", ("codeLocations: [{name: team, module: m, image: {repository: r, tag: t},"
+     " env: {REGION: eu}, secretEnv: [{name: REGION, secretName: s, key: k}]}]"),
+     "codeLocations.0.secretEnv", "sets an environment variable twice"),
+    ("bad toleration operator",
+     "resourceProfiles: {large: {scheduling: {tolerations: [{key: a, operator: Is}]}}}",
+     "resourceProfiles.large.scheduling.tolerations.0.operator", "'Exists' or 'Equal'"),
+    ("bad node selector label",
+     "resourceProfiles: {large: {scheduling: {nodeSelector: {'bad key!': x}}}}",
+     "resourceProfiles.large.scheduling.nodeSelector.bad key!", "pattern"),
 ]
 
 
@@ -142,6 +173,10 @@ def test_line_number_points_at_the_offending_key(tmp_path, capsys):
     ("postgres: {password: hunter2-s3cr3t}", "hunter2-s3cr3t"),
     ("objectStorage: {credentialsSecret: AKIAEXAMPLESECRET}", "AKIAEXAMPLESECRET"),
     ("objectStorage: {endpoint: 'http://admin:pa55word@s3.local:9000'}", "pa55word"),
+    ("codeLocations: [{name: team, module: m, image: {repository: r, tag: t}, "
+     "env: {ERP_API_TOKEN: hunter2-s3cr3t}}]", "hunter2-s3cr3t"),
+    ("codeLocations: [{name: team, module: m, image: {repository: r, tag: t}, "
+     "secretEnv: [{name: ERP_TOKEN, value: hunter2-s3cr3t}]}]", "hunter2-s3cr3t"),
 ])
 def test_literal_secrets_are_rejected_and_never_echoed(tmp_path, capsys, overlay, secret):
     path = _write_over_kind(tmp_path, overlay)

@@ -38,8 +38,9 @@ app.kubernetes.io/managed-by: {{ $ctx.Release.Service }}
 app.kubernetes.io/part-of: lakeport
 {{- end -}}
 
+{{/* repository[:tag][@digest], as lakeport.platform.Image.reference renders it. */}}
 {{- define "lakeport.image" -}}
-{{- printf "%s:%s" .repository .tag -}}
+{{- .repository -}}{{- with .tag -}}:{{ . }}{{- end -}}{{- with .digest -}}@{{ . }}{{- end -}}
 {{- end -}}
 
 {{/* Object names, one place so templates and the effective platform agree. */}}
@@ -50,7 +51,8 @@ app.kubernetes.io/part-of: lakeport
 {{- define "lakeport.workspaceConfigMap" -}}{{ include "lakeport.fullname" . }}-dagster-workspace{{- end -}}
 {{- define "lakeport.webserverName" -}}{{ include "lakeport.fullname" . }}-webserver{{- end -}}
 {{- define "lakeport.daemonName" -}}{{ include "lakeport.fullname" . }}-daemon{{- end -}}
-{{- define "lakeport.userCodeName" -}}{{ include "lakeport.fullname" . }}-user-code{{- end -}}
+{{/* Usage: include "lakeport.codeLocationName" (list . "demo"): at most 40 + 6 + 17 = 63. */}}
+{{- define "lakeport.codeLocationName" -}}{{ include "lakeport.fullname" (index . 0) }}-code-{{ index . 1 }}{{- end -}}
 {{- define "lakeport.postgresName" -}}{{ include "lakeport.fullname" . }}-postgres{{- end -}}
 {{- define "lakeport.polarisName" -}}{{ include "lakeport.fullname" . }}-polaris{{- end -}}
 {{- define "lakeport.localstackName" -}}{{ include "lakeport.fullname" . }}-localstack{{- end -}}
@@ -72,6 +74,7 @@ Returns YAML; use with fromYaml.
 {{- $v := deepCopy .Values -}}
 {{- $ns := .Release.Namespace -}}
 {{- $_ := set $v.dagster.runLauncher "platformConfigMap" (include "lakeport.platformConfigMap" .) -}}
+{{- $_ := set $v.dagster.runLauncher "runPodLabels" (dict "app.kubernetes.io/part-of" "lakeport" "app.kubernetes.io/instance" .Release.Name) -}}
 {{- if not $v.dagster.runLauncher.jobNamespace -}}
 {{- $_ := set $v.dagster.runLauncher "jobNamespace" $ns -}}
 {{- end -}}
@@ -106,6 +109,16 @@ Returns YAML; use with fromYaml.
     {{- end -}}
   {{- end -}}
 {{- end -}}
+{{- /* Helm applies no defaults inside list items: a location's unset keys get the
+platform model's CodeLocation defaults here (tests/chart/test_code_locations.py holds the
+two equal). */ -}}
+{{- $locations := list -}}
+{{- range $v.codeLocations -}}
+  {{- $location := merge (deepCopy .) (dict "port" 4000 "replicas" 1 "env" (dict) "secretEnv" (list) "profiles" (list) "resources" (dict "requests" (dict "cpu" "100m" "memory" "512Mi") "limits" (dict "cpu" "1" "memory" "1Gi"))) -}}
+  {{- $_ := set $location "image" (merge (deepCopy ($location.image | default dict)) (dict "pullPolicy" "IfNotPresent")) -}}
+  {{- $locations = append $locations $location -}}
+{{- end -}}
+{{- $_ := set $v "codeLocations" $locations -}}
 {{- toYaml $v -}}
 {{- end -}}
 
@@ -286,4 +299,45 @@ checksum/workspace: {{ include (print .Template.BasePath "/dagster/workspace-con
     secretKeyRef:
       name: {{ $p.postgres.passwordSecret.secretName }}
       key: {{ $p.postgres.passwordSecret.key }}
+{{- end -}}
+
+{{/*
+A platform pod's scheduling keys (a `scheduling:` block of platform.yaml), camelCase as
+in any pod spec; unset keys are left out. Usage: include "lakeport.podScheduling" $w.scheduling
+*/}}
+{{- define "lakeport.podScheduling" -}}
+{{- $s := . | default dict -}}
+{{- with $s.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $s.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $s.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $s.priorityClassName }}
+priorityClassName: {{ . | quote }}
+{{- end }}
+{{- with $s.imagePullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . | quote }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The pod template's own annotations and labels from a `scheduling:` block. */}}
+{{- define "lakeport.podAnnotations" -}}
+{{- with (. | default dict).podAnnotations }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+{{- define "lakeport.podLabels" -}}
+{{- with (. | default dict).podLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}

@@ -55,8 +55,8 @@ def dagster_instance_config(platform: Platform, compute_log_dir: Path) -> dict:
             },
         },
         "run_coordinator": {
-            "module": "dagster._core.run_coordinator",
-            "class": "QueuedRunCoordinator",
+            "module": "lakeport.run_coordinator",
+            "class": "LakeportRunCoordinator",
             "config": {
                 "max_concurrent_runs": queue.max_concurrent_runs,
                 **({"tag_concurrency_limits": tag_limits} if tag_limits else {}),
@@ -84,17 +84,17 @@ def dagster_instance_config(platform: Platform, compute_log_dir: Path) -> dict:
 
 
 def workspace_config(platform: Platform, host: str = "127.0.0.1") -> dict:
-    """workspace.yaml: the code location is the gRPC server, never imported in-process."""
-    code = platform.dagster.user_code
+    """workspace.yaml: one gRPC server per code location, never imported in-process."""
     return {
         "load_from": [
             {
                 "grpc_server": {
                     "host": host,
-                    "port": code.port,
-                    "location_name": code.location_name,
+                    "port": location.port,
+                    "location_name": location.name,
                 }
             }
+            for location in platform.code_locations
         ]
     }
 

@@ -108,6 +108,14 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
             except CgroupUnavailable as exc:
                 why_unlimited = str(exc)
         env = dict(os.environ)
+        # The run's code location's own settings, as its run pods get them on Kubernetes
+        # (the code server's container context), and no other location's.
+        location = run.remote_job_origin.location_name if run.remote_job_origin else None
+        for other in platform.code_locations:
+            for name in other.env:
+                env.pop(name, None)
+        if location in {loc.name for loc in platform.code_locations}:
+            env.update(platform.code_location(location).env)
         env[PROFILE_ENV] = profile_name
         # The run's own DuckDB file and spill dir, as a run pod has its own spill volume:
         # concurrent runs sharing one would fight over DuckDB's write lock.

@@ -36,7 +36,7 @@ from lakeport.dev.postgres import PostgresServer, ServiceError, find_postgres_bi
 from lakeport.dev.processes import ServiceProcess, find_executable
 from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, S3Server
 from lakeport.dev.s3_snapshot import S3Snapshot
-from lakeport.platform import Platform
+from lakeport.platform import CodeLocation, Platform
 
 HOST = "127.0.0.1"
 DEFAULT_S3_PORT = 4566
@@ -79,7 +79,9 @@ def effective_platform(options: DevOptions) -> Platform:
     if options.webserver_port:
         dagster["webserver"]["port"] = options.webserver_port
     if options.code_server_port:
-        dagster["userCode"]["port"] = options.code_server_port
+        # The first location on the port given, the others on the ports after it.
+        for i, location in enumerate(data["codeLocations"]):
+            location["port"] = options.code_server_port + i
     if options.log_level:
         dagster["webserver"]["logLevel"] = options.log_level.upper()
         dagster["daemon"]["logLevel"] = options.log_level.upper()
@@ -141,7 +143,12 @@ class DevPlatform:
         ports = {
             "PostgreSQL": (platform.postgres.port, "--postgres-port"),
             "the S3 endpoint": (self.s3_port, "--s3-port"),
-            "the code server": (platform.dagster.user_code.port, "--code-server-port"),
+            **{
+                f"the code server of location '{location.name}'": (
+                    location.port, f"codeLocations[{i}].port or --code-server-port"
+                )
+                for i, location in enumerate(platform.code_locations)
+            },
             "the webserver": (platform.dagster.webserver.port, "--webserver-port"),
         }
         seen = {}
@@ -178,7 +185,7 @@ class DevPlatform:
         self._start_s3()
         env = self._service_env()
         self._prepare_catalog(env)
-        self._start_code_server(env)
+        self._start_code_servers(env)
         self._start_webserver(env, programs["dagster-webserver"])
         self._start_daemon(env, programs["dagster-daemon"])
         self.say(f"all services ready in {time.monotonic() - started:.0f}s")
@@ -242,29 +249,37 @@ class DevPlatform:
         self.say(f"Iceberg catalog ready (SQL catalog {shown(path)}, {tables} tables, "
                  f"warehouse {catalog.warehouse})")
 
-    def _start_code_server(self, env: dict[str, str]) -> None:
+    def _start_code_servers(self, env: dict[str, str]) -> None:
+        for location in self.platform.code_locations:
+            self._start_code_server(location, env)
+
+    def _start_code_server(self, location: CodeLocation, env: dict[str, str]) -> None:
         from lakeport.dev.dbt_prepare import prepare_stale_projects
 
-        code = self.platform.dagster.user_code
         try:
-            for project in prepare_stale_projects(code.module):
+            for project in prepare_stale_projects(location.module):
                 self.say(f"dbt manifest prepared for {shown(project)}")
         except RuntimeError as exc:  # dbt parse failed: its output says why
-            raise ServiceError(f"cannot prepare the dbt manifest of {code.module}: {exc}") from None
-        log = self.logs_dir / "code-server.log"
+            raise ServiceError(
+                f"cannot prepare the dbt manifest of {location.module} (code location "
+                f"'{location.name}'): {exc}"
+            ) from None
+        log = self.logs_dir / f"code-server-{location.name}.log"
         service = ServiceProcess(
-            "code server",
-            [sys.executable, "-m", "dagster", "api", "grpc", "-m", code.module, "-h", HOST,
-             "-p", str(code.port), "--location-name", code.location_name,
+            f"code server '{location.name}'",
+            [sys.executable, "-m", "dagster", "api", "grpc", "-m", location.module, "-h", HOST,
+             "-p", str(location.port), "--location-name", location.name,
              # Run workers start with this very interpreter, whatever is on PATH.
              "--use-python-environment-entry-point",
              "--log-level", self.platform.dagster.daemon.log_level.lower()],
-            log, env=env,
+            # The location's own settings, as its pods get them on Kubernetes.
+            log, env={**env, **location.env},
         )
         self._launch(service)
-        self._wait("the code server", lambda: _grpc_ready(code.port), service.running, log)
-        self.say(f"code server ready on {HOST}:{code.port} ({code.module}, location "
-                 f"'{code.location_name}')")
+        self._wait(f"the code server of '{location.name}'", lambda: _grpc_ready(location.port),
+                   service.running, log)
+        self.say(f"code server ready on {HOST}:{location.port} ({location.module}, location "
+                 f"'{location.name}')")
 
     def _start_webserver(self, env: dict[str, str], program: str) -> None:
         web = self.platform.dagster.webserver
@@ -501,7 +516,9 @@ def add_dev_command(commands) -> None:
                      type=Path, help="default: %(default)s")
     dev.add_argument("--data-dir", type=Path, help="state directory (default: dev.dataDir)")
     dev.add_argument("--webserver-port", type=int, help="default: dagster.webserver.port")
-    dev.add_argument("--code-server-port", type=int, help="default: dagster.userCode.port")
+    dev.add_argument("--code-server-port", type=int,
+                     help="port of the first code location, the others follow; "
+                     "default: codeLocations[].port")
     dev.add_argument("--postgres-port", type=int, help="default: postgres.port")
     dev.add_argument("--s3-port", type=int, help="default: the port of objectStorage.endpoint")
     dev.add_argument("--log-level", type=str.upper,

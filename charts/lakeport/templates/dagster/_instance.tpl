@@ -52,14 +52,51 @@ pod_spec_config:
     - name: lakeport-platform
       config_map:
         name: {{ $p.dagster.runLauncher.platformConfigMap }}
+  {{- include "lakeport.runPodScheduling" $profile.scheduling | nindent 2 }}
   security_context:
     {{- include "lakeport.podSecurityContextSnake" (dict "uid" (include "lakeport.uid" .)) | nindent 4 }}
   # A run executes in its own pod (in-process/multiprocess executors) and never calls the
   # Kubernetes API; only the daemon's launcher does.
   automount_service_account_token: false
+pod_template_spec_metadata:
+  annotations: {{ ($profile.scheduling | default dict).podAnnotations | default dict | toJson }}
+  labels: {{ merge (deepCopy $p.dagster.runLauncher.runPodLabels) (($profile.scheduling | default dict).podLabels | default dict) | toJson }}
 job_spec_config:
   ttl_seconds_after_finished: {{ $p.dagster.runLauncher.finishedJobTtlSeconds | int }}
   backoff_limit: {{ $p.dagster.runLauncher.backoffLimit | int }}
+{{- end -}}
+
+{{/*
+A profile's scheduling keys of a run pod spec, in dagster-k8s's snake_case, every key
+even when empty: lakeport.profiles.pod_scheduling renders the same for a run's tag.
+*/}}
+{{- define "lakeport.runPodScheduling" -}}
+{{- $s := . | default dict -}}
+node_selector: {{ $s.nodeSelector | default dict | toJson }}
+tolerations:
+{{- range $s.tolerations }}
+  - operator: {{ .operator | default "Equal" | quote }}
+    {{- with .key }}
+    key: {{ . | quote }}
+    {{- end }}
+    {{- with .value }}
+    value: {{ . | quote }}
+    {{- end }}
+    {{- with .effect }}
+    effect: {{ . | quote }}
+    {{- end }}
+    {{- if not (kindIs "invalid" .tolerationSeconds) }}
+    toleration_seconds: {{ .tolerationSeconds | int }}
+    {{- end }}
+{{- else }} []
+{{- end }}
+affinity: {{ $s.affinity | default dict | toJson }}
+priority_class_name: {{ $s.priorityClassName | default nil | toJson }}
+image_pull_secrets:
+{{- range $s.imagePullSecrets }}
+  - name: {{ . | quote }}
+{{- else }} []
+{{- end }}
 {{- end -}}
 
 {{/* The secret env of run pods in dagster-k8s's snake_case; not optional (see the bootstrap Job). */}}
@@ -157,8 +194,11 @@ run_monitoring:
   max_resume_run_attempts: {{ $p.dagster.runMonitoring.maxResumeRunAttempts | int }}
   poll_interval_seconds: {{ $p.dagster.runMonitoring.pollIntervalSeconds | int }}
 run_coordinator:
-  module: dagster._core.run_coordinator
-  class: QueuedRunCoordinator
+  # Dagster's QueuedRunCoordinator that also tags every submitted run (UI, GraphQL,
+  # schedules, sensors, backfills, automation) with its resource profile
+  # (src/lakeport/run_coordinator.py).
+  module: lakeport.run_coordinator
+  class: LakeportRunCoordinator
   config:
     max_concurrent_runs: {{ $p.dagster.runQueue.maxConcurrentRuns | int }}
     {{- with $p.dagster.runQueue.tagConcurrencyLimits }}
