@@ -11,6 +11,7 @@ import urllib.request
 import dagster as dg
 
 from lakeport.credentials import optional_secret
+from lakeport.profiles import PROFILE_TAG
 
 WEBHOOK_ENV = "LAKEPORT_FAILURE_WEBHOOK_URL"
 
@@ -22,7 +23,7 @@ def failure_payload(context: dg.RunFailureSensorContext) -> dict:
         "text": f"lakeport: run {run.run_id} of job {run.job_name} failed",
         "run_id": run.run_id,
         "job_name": run.job_name,
-        "profile": run.tags.get("lakeport/profile"),
+        "profile": run.tags.get(PROFILE_TAG),
         "partition": run.tags.get("dagster/partition"),
         "error": error,
     }

@@ -329,6 +329,38 @@ class Webserver(Model):
     scheduling: Scheduling = Scheduling()
 
 
+class ReadOnlyWebserver(Model):
+    """A second UI that can look but not launch, terminate or change anything
+    (dagster-webserver --read-only), for a wider audience on its own ingress host. It
+    serves on dagster.webserver.port with its log level."""
+
+    enabled: bool = False
+    replicas: Annotated[int, Field(ge=1)] = 1
+    # Its own host on the release's ingress (ingress.enabled), beside ingress.host.
+    host: Hostname | None = None
+    resources: Resources = _resources("100m", "512Mi", "1", "1Gi")
+    scheduling: Scheduling = Scheduling()
+
+
+class TickRetention(Model):
+    """Days the instance keeps ticks of each outcome; -1 keeps them forever."""
+
+    skipped: Annotated[int, Field(ge=-1)] = 7
+    success: Annotated[int, Field(ge=-1)] = 30
+    failure: Annotated[int, Field(ge=-1)] = 90
+    started: Annotated[int, Field(ge=-1)] = 30
+
+
+class Retention(Model):
+    """How long schedule, sensor and automation ticks stay in Postgres. Dagster's own
+    default keeps every tick but skipped ones forever; an every-30s sensor then writes
+    ~2,900 rows a day that nobody reads."""
+
+    schedule: TickRetention = TickRetention()
+    sensor: TickRetention = TickRetention()
+    auto_materialize: TickRetention = TickRetention()
+
+
 class Daemon(Model):
     log_level: LogLevel = "INFO"
     heartbeat_tolerance_seconds: Annotated[int, Field(ge=30)] = 300
@@ -384,11 +416,23 @@ class Dagster(Model):
     # (eks.amazonaws.com/role-arn) that gives them S3 without keys.
     service_account_annotations: dict[str, str] = {}
     webserver: Webserver = Webserver()
+    read_only_webserver: ReadOnlyWebserver = ReadOnlyWebserver()
     daemon: Daemon = Daemon()
     run_launcher: RunLauncher = RunLauncher()
     run_monitoring: RunMonitoring = RunMonitoring()
     run_retries: RunRetries = RunRetries()
     run_queue: RunQueue = RunQueue()
+    retention: Retention = Retention()
+
+
+# --- notifications ------------------------------------------------------------------------
+
+
+class Notifications(Model):
+    # The run-failure webhook's URL (chat webhooks carry their token in it), read by every
+    # code location's sensor as LAKEPORT_FAILURE_WEBHOOK_URL. A location's secretEnv of
+    # that name gives it a webhook of its own.
+    failure_webhook_secret: SecretRef | None = None
 
 
 # --- code locations -----------------------------------------------------------------------
@@ -617,6 +661,7 @@ class Platform(Model):
     polaris: Polaris = Polaris()
     localstack: LocalStack = LocalStack()
     ingress: Ingress = Ingress()
+    notifications: Notifications = Notifications()
     dev: Dev = Dev()
 
     @model_validator(mode="after")
@@ -648,6 +693,19 @@ class Platform(Model):
                 ("catalog", "rest", "credentialsSecret"),
                 None,
                 "is required when polaris.enabled is false",
+            )
+        read_only = self.dagster.read_only_webserver
+        if self.ingress.enabled and read_only.enabled and not read_only.host:
+            raise _field_error(
+                ("dagster", "readOnlyWebserver", "host"),
+                None,
+                "is required when ingress.enabled is true: the read-only UI gets its own host",
+            )
+        if read_only.host and read_only.host == self.ingress.host:
+            raise _field_error(
+                ("dagster", "readOnlyWebserver", "host"),
+                read_only.host,
+                "must differ from ingress.host (that host is the full UI's)",
             )
         if self.ingress.enabled and self.ingress.tls and self.ingress.host:
             covered = {h for t in self.ingress.tls for h in t.hosts}

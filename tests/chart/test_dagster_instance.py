@@ -119,6 +119,16 @@ def test_rendered_config_loads_the_real_classes(chart):
     )
     assert instance.run_monitoring_enabled is platform.dagster.run_monitoring.enabled
     assert instance.run_retries_max_retries == platform.dagster.run_retries.max_retries
+    from dagster._core.definitions.run_request import InstigatorType
+    from dagster._core.scheduler.instigation import TickStatus
+
+    for kind, instigator in (("schedule", InstigatorType.SCHEDULE),
+                             ("sensor", InstigatorType.SENSOR)):
+        days = getattr(platform.dagster.retention, kind)
+        assert instance.get_tick_retention_settings(instigator) == {
+            TickStatus.SKIPPED: days.skipped, TickStatus.SUCCESS: days.success,
+            TickStatus.FAILURE: days.failure, TickStatus.STARTED: days.started,
+        }
     launcher = instance.run_launcher
     assert launcher.job_namespace == platform.dagster.run_launcher.job_namespace == NAMESPACE
     assert launcher.image_pull_policy == platform.images.lakeport.pull_policy

@@ -81,7 +81,8 @@ def test_kind_runs_everything_in_the_chart_and_cloud_only_polaris():
     assert kind == dagster | {"lakeport-postgres", "lakeport-polaris", "lakeport-localstack"}
     # Cloud: RDS and real S3 are external; nothing of Postgres or LocalStack is rendered.
     # ... and a second team's code location beside the demo.
-    assert cloud == dagster | {"lakeport-polaris", "lakeport-code-finance"}
+    assert cloud == dagster | {"lakeport-polaris", "lakeport-code-finance",
+                               "lakeport-webserver-read-only"}
     cloud_names = {o["metadata"]["name"] for o in render_env("cloud")}
     assert not [n for n in cloud_names if "postgres" in n or "localstack" in n]
 

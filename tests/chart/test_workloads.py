@@ -263,9 +263,9 @@ def test_ingress_from_values(tmp_path):
     assert annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"] == "3600"
 
     cloud = one(render_env("cloud"), "Ingress", "lakeport-webserver")
-    assert cloud["spec"]["tls"] == [
-        {"secretName": "lakeport-tls", "hosts": ["lakeport.example.com"]}
-    ]
+    assert cloud["spec"]["tls"] == [{"secretName": "lakeport-tls",
+                                      "hosts": ["lakeport.example.com",
+                                                "lakeport-view.example.com"]}]
     assert cloud["metadata"]["annotations"]["alb.ingress.kubernetes.io/scheme"] == "internal"
 
     # Under a sub-path the webserver serves with that prefix, and probes follow it.
@@ -356,3 +356,76 @@ def test_realm_bootstrap_script(tmp_path, tool_exit, tool_output, expected_exit)
         "bootstrap", "--realm", "POLARIS", "--credential", "POLARIS,root,t0p-s3cret"]
     assert "t0p-s3cret" not in result.stdout + result.stderr
     assert tool_output.split(".")[0] in result.stdout
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_replicated_ui_and_code_servers_get_a_disruption_budget(env):
+    objects = render_env(env)
+    platform = parse_platform(effective_platform_text(objects))
+    replicated = {}
+    for obj in find(objects, "Deployment"):
+        name = obj["metadata"]["name"]
+        if name.startswith(("lakeport-webserver", "lakeport-code-")):
+            replicated[name] = obj["spec"]["replicas"]
+    budgets = {b["metadata"]["name"]: b for b in find(objects, "PodDisruptionBudget")}
+    assert set(budgets) == {name for name, replicas in replicated.items() if replicas > 1}
+    for name, budget in budgets.items():
+        deployment = one(objects, "Deployment", name)
+        assert budget["spec"]["maxUnavailable"] == 1
+        assert budget["spec"]["selector"]["matchLabels"] == (
+            deployment["spec"]["selector"]["matchLabels"])
+    if env == "cloud":  # two webserver replicas, a read-only UI of two, finance of two
+        assert set(budgets) == {"lakeport-webserver", "lakeport-webserver-read-only",
+                                "lakeport-code-finance"}
+        assert platform.code_location("demo").replicas == 1
+
+
+def test_the_read_only_ui_has_its_own_pods_service_and_host():
+    objects = render_env("cloud")
+    platform = parse_platform(effective_platform_text(objects))
+    read_only = platform.dagster.read_only_webserver
+    deployment = one(objects, "Deployment", "lakeport-webserver-read-only")
+    pod = pod_spec(deployment)
+    (container,) = pod["containers"]
+    assert "--read-only" in container["command"]
+    assert "--read-only" not in pod_spec(one(objects, "Deployment", "lakeport-webserver"))[
+        "containers"][0]["command"]
+    # It cannot terminate runs, so it holds no API token.
+    assert pod["automountServiceAccountToken"] is False
+    assert deployment["spec"]["replicas"] == read_only.replicas
+    service = one(objects, "Service", "lakeport-webserver-read-only")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    ingress = one(objects, "Ingress", "lakeport-webserver")
+    backends = {rule["host"]: rule["http"]["paths"][0]["backend"]["service"]["name"]
+                for rule in ingress["spec"]["rules"]}
+    assert backends == {platform.ingress.host: "lakeport-webserver",
+                        read_only.host: "lakeport-webserver-read-only"}
+    policy = one(objects, "NetworkPolicy", "lakeport-webserver")
+    assert policy["spec"]["podSelector"]["matchExpressions"][0]["values"] == [
+        "webserver", "webserver-read-only"]
+
+
+def test_every_code_server_gets_the_failure_webhook_from_its_secret():
+    objects = render_env("cloud")
+    platform = parse_platform(effective_platform_text(objects))
+    ref = platform.notifications.failure_webhook_secret
+    for location in platform.code_locations:
+        (container,) = pod_spec(one(objects, "Deployment", f"lakeport-code-{location.name}"))[
+            "containers"]
+        webhook = [e for e in container["env"] if e["name"] == "LAKEPORT_FAILURE_WEBHOOK_URL"]
+        assert webhook == [{"name": "LAKEPORT_FAILURE_WEBHOOK_URL", "valueFrom": {
+            "secretKeyRef": {"name": ref.secret_name, "key": ref.key}}}]
+    assert "lakeport-failure-webhook" not in one(objects, "ConfigMap", "lakeport-env")[
+        "data"].values()
+
+
+def test_a_location_with_its_own_webhook_keeps_it(tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"codeLocations": [{
+        "name": "team", "module": "team.definitions", "image": {"repository": "t", "tag": "1"},
+        "secretEnv": [{"name": "LAKEPORT_FAILURE_WEBHOOK_URL", "secretName": "team-hook",
+                       "key": "url"}]}]}))
+    objects = render(str(platform_file("cloud")), str(values))
+    (container,) = pod_spec(one(objects, "Deployment", "lakeport-code-team"))["containers"]
+    webhook = [e for e in container["env"] if e["name"] == "LAKEPORT_FAILURE_WEBHOOK_URL"]
+    assert [w["valueFrom"]["secretKeyRef"]["name"] for w in webhook] == ["team-hook"]

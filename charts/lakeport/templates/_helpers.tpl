@@ -50,6 +50,7 @@ app.kubernetes.io/part-of: lakeport
 {{- define "lakeport.envConfigMap" -}}{{ include "lakeport.fullname" . }}-env{{- end -}}
 {{- define "lakeport.workspaceConfigMap" -}}{{ include "lakeport.fullname" . }}-dagster-workspace{{- end -}}
 {{- define "lakeport.webserverName" -}}{{ include "lakeport.fullname" . }}-webserver{{- end -}}
+{{- define "lakeport.readOnlyWebserverName" -}}{{ include "lakeport.fullname" . }}-webserver-read-only{{- end -}}
 {{- define "lakeport.daemonName" -}}{{ include "lakeport.fullname" . }}-daemon{{- end -}}
 {{/* Usage: include "lakeport.codeLocationName" (list . "demo"): at most 40 + 6 + 17 = 63. */}}
 {{- define "lakeport.codeLocationName" -}}{{ include "lakeport.fullname" (index . 0) }}-code-{{ index . 1 }}{{- end -}}

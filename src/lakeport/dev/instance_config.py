@@ -78,6 +78,10 @@ def dagster_instance_config(platform: Platform, compute_log_dir: Path) -> dict:
             "enabled": dagster.run_retries.enabled,
             "max_retries": dagster.run_retries.max_retries,
         },
+        "retention": {
+            kind: {"purge_after_days": getattr(dagster.retention, kind).model_dump()}
+            for kind in ("schedule", "sensor", "auto_materialize")
+        },
         # No phoning home from a developer's machine (and no network here).
         "telemetry": {"enabled": False},
     }

@@ -214,4 +214,14 @@ run_coordinator:
 run_retries:
   enabled: {{ $p.dagster.runRetries.enabled }}
   max_retries: {{ $p.dagster.runRetries.maxRetries | int }}
+retention:
+  {{- range $kind, $key := dict "schedule" "schedule" "sensor" "sensor" "auto_materialize" "autoMaterialize" }}
+  {{ $kind }}:
+    purge_after_days:
+      {{- $days := index $p.dagster.retention $key }}
+      skipped: {{ $days.skipped | int }}
+      success: {{ $days.success | int }}
+      failure: {{ $days.failure | int }}
+      started: {{ $days.started | int }}
+  {{- end }}
 {{- end -}}
