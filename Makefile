@@ -74,7 +74,7 @@ dev: install ## run the platform here (UI http://127.0.0.1:3000); DEV_ARGS="--we
 kind-up: ## kind cluster `lakeport` (ports 80/443) + ingress-nginx; keeps an existing one
 	@bash scripts/kind.sh up
 
-images: ## build the lakeport image (docker, else podman; PYTHON_IMAGE=... base, =local on a registry-less machine) and kind load it
+images: ## build lakeport:dev and lakeport-base:dev, the base teams' images build FROM (docker, else podman; PYTHON_IMAGE=... base, =local on a registry-less machine) and kind load lakeport:dev
 	@bash scripts/kind.sh images
 
 deploy: ## helm upgrade --install lakeport onto kind with platform-config/kind/platform.yaml

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Build the lakeport image from images/lakeport/Dockerfile:
+# Build a lakeport image from images/lakeport/Dockerfile:
 #
-#   scripts/build-image.sh TAG
+#   scripts/build-image.sh TAG [TARGET]
+#
+# TARGET: empty for the platform image (with the demo), `base` for the base image that a
+# team's code location builds FROM.
 #
 # With docker when its engine answers, else with podman. PYTHON_IMAGE (the Dockerfile's
 # build argument) picks the base: unset, the Dockerfile's python:3.11 slim image from a
@@ -11,7 +14,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TAG="${1:?usage: build-image.sh TAG}"
+TAG="${1:?usage: build-image.sh TAG [TARGET]}"
+TARGET="${2:-}"
 LOCAL_BASE="localhost/lakeport-python:3.11-bookworm"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$ROOT/cluster/containers.conf}"
 
@@ -34,8 +38,9 @@ if [ "$base" = local ]; then
   base="$LOCAL_BASE"
 fi
 if [ -n "$base" ]; then args+=(--build-arg "PYTHON_IMAGE=$base"); fi
+if [ -n "$TARGET" ]; then args+=(--target "$TARGET"); fi
 
-log "building $TAG with $engine${base:+ on $base}"
+log "building $TAG${TARGET:+ (target $TARGET)} with $engine${base:+ on $base}"
 started=$SECONDS
 "$engine" build --quiet "${args[@]}" --file "$ROOT/images/lakeport/Dockerfile" --tag "$TAG" "$ROOT" >/dev/null
 log "built $TAG in $((SECONDS - started)) s"

@@ -24,6 +24,12 @@ NODE_IP="10.244.0.1"
 PLATFORM_FILE="$ROOT/platform-config/local-cluster/platform.yaml"
 # Must match images.lakeport in $PLATFORM_FILE (tests/e2e checks that it does).
 IMAGE="localhost/lakeport:dev"
+BASE_IMAGE="localhost/lakeport-base:dev"
+# A second team's code location, as a team makes one: `lakeport new-location` over a dbt
+# project the demo did not write, built FROM the base image (codeLocations[shop]).
+SHOP_IMAGE="localhost/shop:dev"
+SHOP_PROJECT="$ROOT/tests/fixtures/shop_dbt_project"
+BUILD="$ROOT/test-artifacts/local-cluster-build"
 HELM_TIMEOUT="${HELM_TIMEOUT:-15m}"
 PY="${PY:-$ROOT/.venv/bin/python}"
 export CONTAINERS_CONF="$ROOT/cluster/containers.conf"
@@ -43,6 +49,14 @@ timed() {
 
 build_images() {
   PYTHON_IMAGE=local bash "$ROOT/scripts/build-image.sh" "$IMAGE"
+  PYTHON_IMAGE=local bash "$ROOT/scripts/build-image.sh" "$BASE_IMAGE" base
+  rm -rf "$BUILD/shop"
+  mkdir -p "$BUILD"
+  "$ROOT/.venv/bin/lakeport" new-location shop --dbt-project "$SHOP_PROJECT" \
+    --output "$BUILD/shop" --image-repository localhost/shop --base-image "$BASE_IMAGE" >/dev/null
+  local started=$SECONDS
+  podman build --quiet --tag "$SHOP_IMAGE" "$BUILD/shop" >/dev/null
+  log "built $SHOP_IMAGE from the scaffold in $((SECONDS - started)) s"
 }
 
 services_running() { [ -f "$SERVICES/pid" ] && kill -0 "$(cat "$SERVICES/pid")" 2>/dev/null; }
@@ -122,7 +136,7 @@ cmd_up() {
   local started=$SECONDS
   timed "images (podman)" build_images
   timed "cluster" bash "$ROOT/scripts/local-cluster.sh" up
-  timed "image load" bash "$ROOT/scripts/local-cluster.sh" load "$IMAGE"
+  timed "image load" bash "$ROOT/scripts/local-cluster.sh" load "$IMAGE" "$SHOP_IMAGE"
   timed "host services" start_services
   namespace_and_secrets
   timed "helm install --wait --wait-for-jobs" deploy

@@ -24,6 +24,8 @@ RELEASE="lakeport"
 PLATFORM_FILE="$ROOT/platform-config/kind/platform.yaml"
 # Must match images.lakeport in $PLATFORM_FILE (tests/e2e checks that it does).
 IMAGE="lakeport:dev"
+# What a team's code location builds FROM (`lakeport new-location`); built beside it.
+BASE_IMAGE="lakeport-base:dev"
 DOCKERFILE="$ROOT/images/lakeport/Dockerfile"
 INGRESS_NGINX_VERSION="controller-v1.14.3"
 INGRESS_NGINX_MANIFEST="https://raw.githubusercontent.com/kubernetes/ingress-nginx/${INGRESS_NGINX_VERSION}/deploy/static/provider/kind/deploy.yaml"
@@ -98,13 +100,15 @@ cmd_images() {
   if ! docker info >/dev/null 2>&1 && command -v podman >/dev/null 2>&1; then
     # No docker engine, so no kind: build with podman (the local cluster's way).
     bash "$ROOT/scripts/build-image.sh" "$IMAGE"
-    log "built $IMAGE with podman; kind needs docker, so it is not loaded anywhere (the local cluster: scripts/local-cluster.sh load localhost/$IMAGE)"
+    bash "$ROOT/scripts/build-image.sh" "$BASE_IMAGE" base
+    log "built $IMAGE and $BASE_IMAGE with podman; kind needs docker, so it is not loaded anywhere (the local cluster: scripts/local-cluster.sh load localhost/$IMAGE)"
     return 0
   fi
   require docker kind kubectl
   require_cluster
   log "building $IMAGE from ${DOCKERFILE#"$ROOT"/}"
   bash "$ROOT/scripts/build-image.sh" "$IMAGE"
+  bash "$ROOT/scripts/build-image.sh" "$BASE_IMAGE" base
   log "loading $IMAGE into kind cluster '$CLUSTER'"
   load_image
   restart_lakeport_workloads

@@ -42,6 +42,31 @@ def _prepare_dbt(args) -> int:
     return 0
 
 
+def _new_location(args) -> int:
+    from lakeport.scaffold import ScaffoldError, new_location
+
+    try:
+        scaffold = new_location(
+            args.name, args.dbt_project, args.output, module=args.module,
+            image_repository=args.image_repository, base_image=args.base_image,
+            partitions_start_date=args.partitions_start_date,
+        )
+    except ScaffoldError as exc:
+        print(f"lakeport new-location: {exc}", file=sys.stderr)
+        return 1
+    where = scaffold.directory
+    print(f"wrote the code location {args.name!r} in {where}:")
+    for path in scaffold.files:
+        if "dbt_project" not in path.relative_to(where).parts[1:2]:
+            print(f"  {path.relative_to(where)}")
+    print(f"  {scaffold.module}/dbt_project/ (a copy of {args.dbt_project}, with "
+          "lakeport's profiles.yml)")
+    print(f"next: docker build -t {args.image_repository or args.name}:0.1.0 {where}; push "
+          f"it; add {where / 'platform-location.yaml'} to codeLocations in platform.yaml; "
+          "lakeport validate; helm upgrade")
+    return 0
+
+
 def _write(target: str, text: str) -> None:
     if target == "-":
         sys.stdout.write(text)
@@ -75,6 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
         "this parse instead of parsing again (default: a run pod's, %(default)s)",
     )
     prepare.set_defaults(run=_prepare_dbt)
+
+    scaffold = commands.add_parser(
+        "new-location", help="make a code location (module, Dockerfile) from a dbt project"
+    )
+    scaffold.add_argument("name", metavar="NAME", help="the code location's name")
+    scaffold.add_argument("--dbt-project", required=True, metavar="PATH",
+                          help="the dbt project (holds dbt_project.yml); it is copied")
+    scaffold.add_argument("--output", "-o", metavar="DIR", help="default: ./NAME")
+    scaffold.add_argument("--module", help="the Python package (default: NAME with '_')")
+    scaffold.add_argument("--image-repository", metavar="REPO",
+                          help="the image in the platform.yaml block (default: NAME)")
+    scaffold.add_argument("--base-image", default="lakeport-base:0.1.0",
+                          help="what the Dockerfile builds FROM (default: %(default)s)")
+    scaffold.add_argument("--partitions-start-date", metavar="YYYY-MM-DD",
+                          help="first day of daily-partitioned models (default: 1 January)")
+    scaffold.set_defaults(run=_new_location)
 
     from lakeport.dev.supervisor import add_dev_command
 

@@ -65,15 +65,19 @@ def build_lakehouse_definitions(
     }
 
     profile = job_profile or largest_profile(platform, asset_profiles.values())
+    # A project without a daily-partitioned model has an unpartitioned job: Dagster refuses
+    # a partitioned job none of whose assets share its partitions.
+    partitioned = any(a.partitions_def is not None for a in assets)
     job = dg.define_asset_job(
         job_name,
         selection=dg.AssetSelection.assets(*asset_profiles),
-        partitions_def=partitions_def,
+        partitions_def=partitions_def if partitioned else None,
         tags=profile_tags(platform, profile),
         description=f"Builds every dbt model and runs every dbt test; profile {profile!r}.",
     )
     schedule = build_skipping_schedule(
-        schedule_name, job_name, job, partitions_def, schedule_cron, platform, profile
+        schedule_name, job_name, job, partitions_def if partitioned else None, schedule_cron,
+        platform, profile,
     )
     return dg.Definitions(
         assets=assets,

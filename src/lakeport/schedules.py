@@ -23,12 +23,13 @@ def build_skipping_schedule(
     name: str,
     job_name: str,
     job,
-    partitions_def: dg.TimeWindowPartitionsDefinition,
+    partitions_def: dg.TimeWindowPartitionsDefinition | None,
     cron: str,
     platform: Platform,
     profile: str,
 ) -> dg.ScheduleDefinition:
-    """Requests the newest daily partition on `cron`, unless a run of the job is active."""
+    """Requests a run on `cron` (of the newest daily partition, for a partitioned job),
+    unless a run of the job is active."""
 
     @dg.schedule(name=name, job=job, cron_schedule=cron, execution_timezone="UTC")
     def skipping_schedule(context: dg.ScheduleEvaluationContext):
@@ -40,6 +41,8 @@ def build_skipping_schedule(
             return dg.SkipReason(
                 f"run {run.run_id} of {job_name} is still {run.status.value}; not starting another"
             )
+        if partitions_def is None:
+            return dg.RunRequest(tags=profile_tags(platform, profile))
         with dg.partition_loading_context(effective_dt=context.scheduled_execution_time):
             partition_key = partitions_def.get_last_partition_key()
         return dg.RunRequest(partition_key=partition_key, tags=profile_tags(platform, profile))

@@ -133,7 +133,9 @@ def test_every_rollout_and_the_polaris_bootstrap_complete(cluster, k8s, effectiv
             *apps.list_namespaced_stateful_set(cluster.namespace, label_selector=selector).items,
         ]
         names = {w.metadata.name for w in workloads}
-        wanted = {f"{cluster.release}-{n}" for n in ("webserver", "daemon", "code-demo")}
+        _, platform = effective_platform
+        wanted = {f"{cluster.release}-{n}" for n in ("webserver", "daemon")} | {
+            f"{cluster.release}-code-{location.name}" for location in platform.code_locations}
         if not wanted <= names:
             return False, f"missing workloads: {sorted(wanted - names)}"
         problems = [p for p in map(h.rollout_problem, workloads) if p]
@@ -565,3 +567,56 @@ def test_finished_run_jobs_are_removed_by_their_ttl(finished_run, cluster, k8s, 
 
     # The TTL controller deletes it `ttl` seconds after it finished; the test got here later.
     _wait_for(f"Job {job} deleted by its TTL ({ttl}s)", ttl + 120, gone, interval=5)
+
+
+SHOP = "shop"
+
+
+def test_a_second_teams_location_runs_in_its_own_image_with_its_own_env(
+    finished_run, cluster, k8s, graphql, effective_platform
+):
+    """platform-config/local-cluster's `shop`: `lakeport new-location` over a dbt project
+    the demo did not write, built FROM the base image. Both locations are served side by
+    side; shop's run pod has shop's image and env, and its tables go through the catalog."""
+    _, platform = effective_platform
+    if SHOP not in {location.name for location in platform.code_locations}:
+        pytest.skip("this platform file has one code location")
+    location = platform.code_location(SHOP)
+    core, _, _ = k8s
+    session, url = graphql
+    variables = h.launch_variables(SHOP, JOB)
+
+    def launch():
+        try:
+            return True, h.launched_run_id(h.post_graphql(session, url, h.LAUNCH_RUN, variables))
+        except h.GraphQLError as exc:
+            return False, str(exc)
+
+    run_id = _wait_for(f"launchRun {SHOP}/{JOB}", 300, launch, interval=5)
+    namespace = platform.dagster.run_launcher.job_namespace or cluster.namespace
+    pods = {}
+
+    def finished():
+        for pod in core.list_namespaced_pod(
+            namespace, label_selector=f"dagster/run-id={run_id}"
+        ).items:
+            pods[pod.metadata.name] = pod
+        status = h.run_status(h.post_graphql(session, url, h.RUN_STATUS, {"runId": run_id}))
+        return status in h.TERMINAL_STATUSES, status
+
+    status = _wait_for(f"run {run_id}", 900, finished, interval=5)
+    assert status == "SUCCESS", f"run {run_id} of {SHOP} ended {status}"
+    assert pods, f"no pod seen for run {run_id}"
+    container = h.run_container(next(iter(pods.values())).spec)
+    assert container.image == location.image.reference
+    env = {e.name: e for e in container.env or []}
+    assert env["LAKEPORT_TEST_TEAM"].value == "shop"
+    # The platform's own secret env is still there, beside the location's.
+    assert env["LAKEPORT_POSTGRES_PASSWORD"].value_from.secret_key_ref is not None
+    demo = platform.code_location(platform.code_locations[0].name)
+    assert demo.image.reference != location.image.reference
+
+    response = h.post_graphql(session, url, h.RUN_MATERIALIZATIONS, {"runId": run_id})
+    tables = h.metadata_values(h.materialization_metadata(response), "iceberg/table")
+    assert set(tables.values()) == {"main.shop_products", "main.shop_sales",
+                                    "main.category_revenue"}, tables

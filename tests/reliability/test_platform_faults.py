@@ -196,7 +196,8 @@ def test_code_server_killed_mid_run_and_restarted(fault_platform, schedule_runni
     fault_platform.kill(f"code server '{LOCATION}'", signal.SIGKILL)
 
     def location_state():
-        (entry,) = fault_platform.graphql(LOCATION_STATUS)["workspaceOrError"]["locationEntries"]
+        entries = fault_platform.graphql(LOCATION_STATUS)["workspaceOrError"]["locationEntries"]
+        (entry,) = [e for e in entries if e["name"] == LOCATION]
         return entry["locationOrLoadError"]["__typename"]
 
     # The run worker holds its own copy of the code: the run goes on without the server.
