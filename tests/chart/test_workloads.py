@@ -2,6 +2,7 @@
 
 import json
 
+import kubernetes_validate
 import pytest
 import yaml
 from chart_render import (
@@ -429,3 +430,41 @@ def test_a_location_with_its_own_webhook_keeps_it(tmp_path):
     (container,) = pod_spec(one(objects, "Deployment", "lakeport-code-team"))["containers"]
     webhook = [e for e in container["env"] if e["name"] == "LAKEPORT_FAILURE_WEBHOOK_URL"]
     assert [w["valueFrom"]["secretKeyRef"]["name"] for w in webhook] == ["team-hook"]
+
+
+def test_platform_pods_take_their_scheduling_keys(tmp_path):
+    scheduling = {
+        "nodeSelector": {"pool": "platform"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "lakeport",
+                         "effect": "NoSchedule"}],
+        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 10, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                                               "labelSelector": {"matchLabels": {"a": "b"}}}}]}},
+        "priorityClassName": "lakeport-platform",
+        "podAnnotations": {"example.com/owner": "data-platform"},
+        "podLabels": {"team": "platform"},
+        "imagePullSecrets": ["registry-pull"],
+    }
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({
+        "dagster": {"webserver": {"scheduling": scheduling}, "daemon": {"scheduling": scheduling}},
+        "codeLocations": [{"name": "team", "module": "team.definitions",
+                           "image": {"repository": "t", "tag": "1"}, "scheduling": scheduling}],
+    }))
+    objects = render(str(platform_file("kind")), str(values))
+    for name in ("lakeport-webserver", "lakeport-daemon", "lakeport-code-team"):
+        deployment = one(objects, "Deployment", name)
+        pod = pod_spec(deployment)
+        assert pod["nodeSelector"] == scheduling["nodeSelector"], name
+        assert pod["tolerations"] == scheduling["tolerations"], name
+        assert pod["affinity"] == scheduling["affinity"], name
+        assert pod["priorityClassName"] == "lakeport-platform", name
+        assert pod["imagePullSecrets"] == [{"name": "registry-pull"}], name
+        metadata = deployment["spec"]["template"]["metadata"]
+        assert metadata["annotations"]["example.com/owner"] == "data-platform", name
+        assert metadata["labels"]["team"] == "platform", name
+        # The selector stays the component's own: a pod label never joins it.
+        assert "team" not in deployment["spec"]["selector"]["matchLabels"], name
+    for version in ("1.29", "1.33"):
+        for obj in workloads(objects):
+            kubernetes_validate.validate(obj, version, strict=True)

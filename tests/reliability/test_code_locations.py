@@ -2,7 +2,7 @@
 each succeeds, and each run sees its own location's env and none of the other's."""
 
 from dev_support import launch_run
-from platform_support import run_status, wait_finished
+from platform_support import run_status, wait_finished, wait_for
 from team_env import SECOND_ONLY_ENV, TEAM_ENV
 
 LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries {
@@ -34,3 +34,52 @@ def test_two_locations_load_and_each_run_gets_its_own_env(fault_platform):
         "reliability": ["team=reliability second_only=None"],
         "second": ["team=second second_only=yes"],
     }
+
+
+BACKFILL = """mutation Backfill($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
+RUNS_TAGGED = """query Runs($filter: RunsFilter) { runsOrError(filter: $filter) { ... on Runs {
+  results { runId status assetSelection { path } tags { key value } } } } }"""
+LAUNCHER_MESSAGES = """query Events($runId: ID!) { logsForRun(runId: $runId) {
+  ... on EventConnection { events { ... on EngineEvent { message } } } } }"""
+
+
+def _runs(platform, run_filter: dict) -> list[dict]:
+    return platform.graphql(RUNS_TAGGED, {"filter": run_filter})["runsOrError"]["results"]
+
+
+def _assert_large(platform, run: dict) -> None:
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    assert tags.get("lakeport/profile") == "large", (run["runId"], tags)
+    events = platform.graphql(LAUNCHER_MESSAGES, {"runId": run["runId"]})["logsForRun"]["events"]
+    started = [e["message"] for e in events if "Run worker pid" in (e.get("message") or "")]
+    assert started and "with profile 'large'" in started[0], started
+
+
+def test_an_asset_backfill_of_a_large_asset_runs_on_the_large_profile(fault_platform):
+    """The backfill daemon submits these runs; nothing tags them but the run coordinator."""
+    params = {"assetSelection": [{"path": ["big_daily"]}],
+              "partitionNames": ["2026-11-01", "2026-11-02"]}
+    launched = fault_platform.graphql(BACKFILL, {"params": params})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    backfill_filter = {"tags": [{"key": "dagster/backfill", "value": launched["backfillId"]}]}
+    runs = wait_for("the backfill's two runs",
+                    lambda: len(r := _runs(fault_platform, backfill_filter)) == 2 and r,
+                    timeout=180)
+    for run in runs:
+        assert wait_finished(fault_platform, run["runId"]) == "SUCCESS"
+        _assert_large(fault_platform, run)
+
+
+def test_dagsters_own_automation_sensor_runs_a_large_asset_on_the_large_profile(fault_platform):
+    def automated_runs():
+        runs = _runs(fault_platform, {"tags": [{"key": "dagster/from_automation_condition",
+                                                "value": "true"}]})
+        return [r for r in runs if [a["path"] for a in r["assetSelection"] or []] == [
+            ["big_automated"]]]
+
+    (run, *_) = wait_for("a run of big_automated requested by team_automation",
+                         automated_runs, timeout=240, interval=3)
+    assert wait_finished(fault_platform, run["runId"]) == "SUCCESS"
+    _assert_large(fault_platform, run)
