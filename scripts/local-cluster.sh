@@ -482,10 +482,11 @@ load_images() {
   local image
   for image in "$@"; do
     podman image exists "$image" || die "no podman image $image"
-    # docker-archive keeps the name; containerd then knows it exactly as the chart names it.
-    podman save --format docker-archive "$image" \
-      | ctr --address "$CONTAINERD_SOCK" -n k8s.io images import --no-unpack=false - >/dev/null
   done
+  # One docker-archive of them all: the layers they share (a team's image FROM the base)
+  # go once. It keeps the names; containerd then knows each as the chart names it.
+  podman save --format docker-archive --multi-image-archive "$@" \
+    | ctr --address "$CONTAINERD_SOCK" -n k8s.io images import --no-unpack=false - >/dev/null
 }
 
 cmd_load() {

@@ -16,7 +16,11 @@ def big_daily(context: dg.AssetExecutionContext) -> None:
     context.log.info(f"built {context.partition_key}")
 
 
-@dg.asset(tags={PROFILE_TAG: "large"}, automation_condition=dg.AutomationCondition.on_missing())
+# Requested whenever it is missing and not being built: on the sensor's first tick here.
+WHILE_MISSING = dg.AutomationCondition.missing() & ~dg.AutomationCondition.in_progress()
+
+
+@dg.asset(tags={PROFILE_TAG: "large"}, automation_condition=WHILE_MISSING)
 def big_automated(context: dg.AssetExecutionContext) -> None:
     context.log.info("built by automation")
 
