@@ -317,8 +317,12 @@ def demo_workspace(chart, tmp_path_factory):
     from dagster._core.workspace.load_target import ModuleTarget
 
     from lakeport.config import PLATFORM_FILE_ENV
+    from lakeport.dbt_manifest import prepare_manifest
+    from lakeport_demo.build import DBT_PROJECT_DIR
 
     env, objects, _platform, instance = chart
+    # A fresh clone has no compiled manifest yet; the image build makes it (Dockerfile).
+    prepare_manifest(DBT_PROJECT_DIR, if_stale=True)
     platform_file = tmp_path_factory.mktemp(f"platform-{env}") / "platform.yaml"
     platform_file.write_text(effective_platform_text(objects))
     mp = pytest.MonkeyPatch()
@@ -327,6 +331,9 @@ def demo_workspace(chart, tmp_path_factory):
     target = ModuleTarget(module_name="lakeport_demo.definitions", attribute=None,
                           working_directory=None, location_name="demo")
     with WorkspaceProcessContext(instance, target) as context:
+        # A location that failed to load would answer every launch with InvalidSubsetError.
+        errors = context.create_request_context().get_code_location_error("demo")
+        assert errors is None, errors
         yield context
     mp.undo()
 

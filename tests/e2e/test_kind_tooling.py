@@ -126,25 +126,45 @@ def _stages() -> list[list[str]]:
     return stages
 
 
+def _named_stages() -> dict[str, list[str]]:
+    """Stages by their `AS` name; the last (unnamed) one is the default target, ""."""
+    named = {}
+    for stage in _stages():
+        words = stage[0].split()
+        named[words[3] if len(words) > 3 and words[2].upper() == "AS" else ""] = stage
+    return named
+
+
 def test_base_image_is_an_exact_slim_python_311():
     text = DOCKERFILE.read_text()
     base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.MULTILINE)
     assert base, "the base image is one ARG, used by every stage"
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", base.group(1)), base.group(1)
-    froms = [s[0] for s in _stages()]
-    assert len(froms) >= 2 and all(f.startswith("FROM ${PYTHON_IMAGE}") for f in froms)
+    # Every stage starts from it or from a stage of this file.
+    names = set(_named_stages())
+    for stage in _stages():
+        parent = stage[0].split()[1]
+        assert parent == "${PYTHON_IMAGE}" or parent in names, stage[0]
+    assert sum(s[0].split()[1] == "${PYTHON_IMAGE}" for s in _stages()) == 2
 
 
-def test_final_stage_runs_as_a_numeric_non_root_user_without_build_tools():
-    final = _stages()[-1]
-    users = [ln.split(None, 1)[1] for ln in final if ln.upper().startswith("USER ")]
+def test_final_stages_run_as_a_numeric_non_root_user_without_build_tools():
+    """The platform image (the default target) and the base teams build FROM."""
+    stages = _named_stages()
     uid = re.search(r"^ARG UID=(\d+)$", DOCKERFILE.read_text(), re.MULTILINE)
     assert uid and int(uid.group(1)) >= 1000
-    assert users and users[-1] in ("${UID}:${UID}", f"{uid.group(1)}:{uid.group(1)}")
-    joined = "\n".join(final)
-    for tool in ("uv pip", "apt-get", "gcc", "build-essential", "pip install"):
-        assert tool not in joined, f"the final stage runs {tool!r}"
-    assert re.search(r"DAGSTER_HOME=/opt/dagster/dagster_home", joined)
+    for name in ("", "base"):
+        final = stages[name]
+        assert final[0].split()[1] == "runtime", final[0]
+        users = [ln.split(None, 1)[1] for ln in final if ln.upper().startswith("USER ")]
+        assert users and users[-1] in ("${UID}:${UID}", f"{uid.group(1)}:{uid.group(1)}")
+        joined = "\n".join(stages["runtime"] + final)
+        for tool in ("uv pip", "apt-get", "gcc", "build-essential", "pip install"):
+            assert tool not in joined, f"the {name or 'default'} image runs {tool!r}"
+    assert re.search(r"DAGSTER_HOME=/opt/dagster/dagster_home", "\n".join(stages["runtime"]))
+    # The base holds the package only: the demo is copied in a later build stage.
+    assert not [ln for ln in stages["build-base"] if "lakeport_demo" in ln and "COPY" in ln]
+    assert any("COPY --from=build-base" in ln for ln in stages["base"])
 
 
 def test_image_contract_with_the_chart():
@@ -158,9 +178,10 @@ def test_image_contract_with_the_chart():
     assert f"DAGSTER_HOME={chart_home.group(1)}" in text
 
 
-def test_build_stage_installs_the_pinned_set_and_compiles_the_manifest():
-    build = "\n".join(_stages()[0])
-    assert "-c constraints.txt" in build
+def test_build_stages_install_the_pinned_set_and_compile_the_manifest():
+    stages = _named_stages()
+    assert "-c constraints.txt" in "\n".join(stages["build-base"])
+    build = "\n".join(stages["build"])
     # The code location's own prepare step (lakeport.dbt_manifest.prepare_manifest).
     assert "python -m lakeport_demo.prepare" in build
     assert "target/manifest.json" in build
@@ -175,10 +196,16 @@ def test_dockerignore_allows_exactly_what_the_dockerfile_copies():
     assert patterns[0] == "*", "the context is an allow-list: everything else stays out"
     allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
     copied = set()
-    for line in _stages()[0]:
-        if line.upper().startswith("COPY ") and "--from" not in line:
-            copied.update(line.split()[1:-1])
-    assert copied == allowed
+    for stage in _stages():
+        for line in stage:
+            if line.upper().startswith("COPY ") and "--from" not in line:
+                copied.update(p.rstrip("/") for p in line.split()[1:-1])
+
+    def covers(entry: str, path: str) -> bool:
+        return path == entry or path.startswith(entry + "/")
+
+    assert all(any(covers(a, c) for a in allowed) for c in copied), (copied, allowed)
+    assert all(any(covers(a, c) for c in copied) for a in allowed), (copied, allowed)
     for artifact in ("src/*/dbt_project/target", "**/__pycache__"):
         assert artifact in patterns
 
