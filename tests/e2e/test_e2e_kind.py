@@ -483,7 +483,6 @@ def test_the_run_job_was_created_with_the_daemons_service_account_token(
 
 def _launch_and_follow(cluster, k8s, graphql, platform, tags: dict, days_ago: int):
     """Launch lakehouse_job with `tags`, wait until it ends; its status and the pods seen."""
-    core, _, _ = k8s
     session, url = graphql
     location = platform.code_locations[0].name
     partition = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days_ago)).isoformat()
@@ -491,6 +490,14 @@ def _launch_and_follow(cluster, k8s, graphql, platform, tags: dict, days_ago: in
         location, JOB, tags={**tags, "dagster/partition": partition}
     )
     run_id = h.launched_run_id(h.post_graphql(session, url, h.LAUNCH_RUN, variables))
+    status, pods = _follow(cluster, k8s, graphql, platform, run_id)
+    return run_id, status, pods
+
+
+def _follow(cluster, k8s, graphql, platform, run_id: str):
+    """Wait until the run ends; its status and every pod seen for it meanwhile."""
+    core, _, _ = k8s
+    session, url = graphql
     namespace = platform.dagster.run_launcher.job_namespace or cluster.namespace
     pods = {}
 
@@ -503,7 +510,7 @@ def _launch_and_follow(cluster, k8s, graphql, platform, tags: dict, days_ago: in
         return status in h.TERMINAL_STATUSES, status
 
     status = _wait_for(f"run {run_id}", 900, finished, interval=5)
-    return run_id, status, list(pods.values())
+    return status, list(pods.values())
 
 
 def test_a_model_asking_for_the_large_profile_runs_in_a_large_pod(
@@ -582,7 +589,6 @@ def test_a_second_teams_location_runs_in_its_own_image_with_its_own_env(
     if SHOP not in {location.name for location in platform.code_locations}:
         pytest.skip("this platform file has one code location")
     location = platform.code_location(SHOP)
-    core, _, _ = k8s
     session, url = graphql
     variables = h.launch_variables(SHOP, JOB)
 
@@ -593,21 +599,10 @@ def test_a_second_teams_location_runs_in_its_own_image_with_its_own_env(
             return False, str(exc)
 
     run_id = _wait_for(f"launchRun {SHOP}/{JOB}", 300, launch, interval=5)
-    namespace = platform.dagster.run_launcher.job_namespace or cluster.namespace
-    pods = {}
-
-    def finished():
-        for pod in core.list_namespaced_pod(
-            namespace, label_selector=f"dagster/run-id={run_id}"
-        ).items:
-            pods[pod.metadata.name] = pod
-        status = h.run_status(h.post_graphql(session, url, h.RUN_STATUS, {"runId": run_id}))
-        return status in h.TERMINAL_STATUSES, status
-
-    status = _wait_for(f"run {run_id}", 900, finished, interval=5)
+    status, pods = _follow(cluster, k8s, graphql, platform, run_id)
     assert status == "SUCCESS", f"run {run_id} of {SHOP} ended {status}"
     assert pods, f"no pod seen for run {run_id}"
-    container = h.run_container(next(iter(pods.values())).spec)
+    container = h.run_container(pods[0].spec)
     assert container.image == location.image.reference
     env = {e.name: e for e in container.env or []}
     assert env["LAKEPORT_TEST_TEAM"].value == "shop"
