@@ -8,7 +8,6 @@ values `helm install -f platform.yaml` would render. Every problem is reported a
 
 import copy
 import os
-import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,12 +16,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from lakeport.platform import FieldError, Platform
+from lakeport.platform import SECRET_LOOKING, FieldError, Platform
 
 # Where run pods and Dagster pods find the effective settings (the chart mounts them here).
 PLATFORM_FILE_ENV = "LAKEPORT_PLATFORM_FILE"
 
-_SECRETISH = re.compile(r"pass|secret|token|credential|private|apikey|api_key", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -133,7 +131,7 @@ def _problems(exc: ValidationError, name: str, node) -> list[Problem]:
 
 
 def _may_be_secret(error_type: str, loc: tuple[str, ...]) -> bool:
-    return error_type == "literal_secret" or any(_SECRETISH.search(part) for part in loc)
+    return error_type == "literal_secret" or any(SECRET_LOOKING.search(part) for part in loc)
 
 
 def _line_of(node, loc: tuple[str, ...]) -> int | None:

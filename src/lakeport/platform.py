@@ -437,6 +437,10 @@ class Notifications(Model):
 
 # --- code locations -----------------------------------------------------------------------
 
+# Names that may hold a secret: such an env var must come from a Secret, and lakeport.config
+# never echoes the value of a field named so. The chart's code-locations.yaml checks the
+# same pattern.
+SECRET_LOOKING = re.compile(r"pass|secret|token|credential|private|api_?key", re.IGNORECASE)
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 # A DNS label short enough that `<release, 40 at most>-code-<name>` is a Service name
 # (63 at most).
@@ -454,7 +458,7 @@ class SecretEnv(Model):
 
 def _check_plain_env(env: dict[str, str]) -> dict[str, str]:
     for name in env:
-        if _SECRET_LOOKING.search(name):
+        if SECRET_LOOKING.search(name):
             raise PydanticCustomError(
                 "literal_secret",
                 "{name} looks like a secret: give it with secretEnv (a Secret reference), "
@@ -463,8 +467,6 @@ def _check_plain_env(env: dict[str, str]) -> dict[str, str]:
             )
     return env
 
-
-_SECRET_LOOKING = re.compile(r"PASS|SECRET|TOKEN|CREDENTIAL|PRIVATE|API_?KEY", re.IGNORECASE)
 
 
 class CodeLocation(Model):

@@ -13,7 +13,9 @@ from chart_render import (
     effective_platform_text,
     find,
     one,
+    platform_file,
     pod_spec,
+    render,
     render_env,
 )
 
@@ -167,3 +169,20 @@ def test_cloud_has_no_localstack_wiring():
     assert "addressing_style = virtual" in aws_config
     assert "AWS_ENDPOINT_URL_S3" not in one(objects, "ConfigMap", "lakeport-env")["data"]
     assert find(objects, "Secret", "lakeport-localstack-credentials") == []
+
+
+def test_the_chart_fills_a_code_location_with_the_models_defaults(tmp_path):
+    """Helm applies no defaults inside list items: the chart's effective platform fills a
+    location's unset keys itself, with the values lakeport.platform.CodeLocation has."""
+    from lakeport.platform import CodeLocation
+
+    minimal = {"name": "team", "module": "team.definitions",
+               "image": {"repository": "team", "tag": "1"}}
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"codeLocations": [minimal]}))
+    objects = render(str(platform_file("kind")), str(values))
+    (rendered,) = yaml.safe_load(effective_platform_text(objects))["codeLocations"]
+    model = CodeLocation.model_validate(minimal).model_dump(mode="json", by_alias=True)
+    for key in ("port", "replicas", "resources", "env", "secretEnv", "profiles"):
+        assert rendered[key] == model[key], key
+    assert rendered["image"]["pullPolicy"] == model["image"]["pullPolicy"]

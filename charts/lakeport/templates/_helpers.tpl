@@ -111,7 +111,7 @@ Returns YAML; use with fromYaml.
   {{- end -}}
 {{- end -}}
 {{- /* Helm applies no defaults inside list items: a location's unset keys get the
-platform model's CodeLocation defaults here (tests/chart/test_code_locations.py holds the
+platform model's CodeLocation defaults here (tests/chart/test_platform_config.py holds the
 two equal). */ -}}
 {{- $locations := list -}}
 {{- range $v.codeLocations -}}
