@@ -1,22 +1,33 @@
-"""Benchmark 1 — memory discipline: a transform over data 2x, 4x and 8x a pod's memory limit.
+"""Benchmark 1 — memory discipline: transforms over data 2x, 4x and 8x a pod's memory limit,
+at pod limits from 512 MiB to 4 GiB.
 
 Each run is a child process inside a real cgroup with that memory limit (the kernel
-mechanism behind a pod's `limits.memory`), running the same DuckDB transform
-(a hash join of two generated tables, a high-cardinality GROUP BY and an ORDER BY,
-written to Parquet) two ways:
+mechanism behind a pod's `limits.memory`), running one of two workloads:
 
-- lakeport: DuckDB settings from `lakeport.duckdb_settings.derive_duckdb_settings`, which
-  reads the memory limit from the child's own cgroup, exactly as in a run pod;
+- generated: a hash join of two generated tables, a high-cardinality GROUP BY with string
+  aggregates and an ORDER BY, written to Parquet; every byte it holds is the join's build
+  side, the aggregate's groups and the sort;
+- catalog: the same transform as a run pod does it, its two inputs read from Iceberg tables
+  in a catalog on a real S3 endpoint (moto's server) through lakeport's scratch (DuckDB views
+  over iceberg_scan, httpfs), the mart written back through the catalog;
+
+each two ways:
+
+- lakeport: DuckDB settings from `lakeport.duckdb_settings.derive_duckdb_settings` for a
+  profile of that pod size (limits.memory = the cgroup limit, spillVolumeSize
+  SPILL_VOLUME_PER_LIMIT times it), read from the child's own cgroup as in a run pod;
 - defaults: DuckDB as it configures itself (80% of the host's RAM, every core).
 
 Reported per run: outcome (ok / OOM-killed / error), wall time, the kernel's peak charge of
 the cgroup, the peak of anonymous memory, and the peak size of the spill directory.
 
-    python -m bench.memory_discipline                        # 512 MiB limit, 2x 4x 8x
-    python -m bench.memory_discipline --limit-mib 768 --factors 0.75 --configs lakeport  # smoke
+    python -m bench.memory_discipline                          # 512 MiB pods, 2x 4x 8x
+    python -m bench.memory_discipline --sizes 1024,2048,4096   # the larger pods (hours)
+    python -m bench.memory_discipline --sizes 768 --factors 0.75 --configs lakeport  # smoke
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -31,6 +42,7 @@ from pathlib import Path
 from bench.cgroup import MemoryMeter, limited_cgroup
 from bench.common import (
     REPO,
+    RESULTS_DIR,
     code_under_test,
     mib,
     print_table,
@@ -40,11 +52,19 @@ from bench.common import (
 )
 
 NAME = "memory_discipline"
-PLATFORM_FILE = REPO / "platform-config" / "local" / "platform.yaml"
 PROFILE = "transform"
 CONFIGS = ("lakeport", "defaults")
+WORKLOADS = ("generated", "catalog")
 # Target: a lakeport run is never killed and its unreclaimable memory stays below this.
 PEAK_TARGET_FRACTION = 0.90
+# The bench profile's spill volume per byte of its memory limit. Measured: DuckDB 1.5.5
+# spilled up to 1.5x the data it was given (12 GiB for 8x a 1 GiB pod), so 8x data needs a
+# volume of 12x the limit and 90% of it for DuckDB (SPILL_HEADROOM_FRACTION): 16x fits.
+SPILL_VOLUME_PER_LIMIT = 16
+WAREHOUSE_BUCKET = "bench-memory"
+ORDERS = ("raw", "orders")
+PAYMENTS = ("raw", "payments")
+MART = ("marts", "customer_revenue")
 
 # Bytes per generated row as DuckDB holds it in memory (8 per BIGINT/DOUBLE, 16 per
 # inlined short VARCHAR): orders carry 3 numbers and a string, payments 2 and a string.
@@ -57,49 +77,69 @@ _SAMPLE_INTERVAL = 0.01
 _SPILL_SAMPLE_INTERVAL = 0.1
 
 
-def transform_sql(orders: int, output: str) -> str:
-    """The transform: join, aggregate per customer, sort; only the result reaches disk.
+def orders_sql(orders: int) -> str:
+    customers = max(1, orders // 4)
+    return (f"SELECT i AS order_id, hash(i) % {customers} AS customer_id, "
+            f"(i % 1000) / 10.0 AS amount, 'status-' || (i % 7)::VARCHAR AS status "
+            f"FROM range({orders}) t(i)")
 
-    Inputs come from range() so nothing is read from disk: every byte of memory the run
-    needs is the join's build side, the aggregate's groups and the sort."""
-    payments, customers = orders // 2, max(1, orders // 4)
+
+def payments_sql(orders: int) -> str:
+    return (f"SELECT 2 * j AS order_id, (j % 500) / 5.0 AS paid, "
+            f"'method-' || (j % 5)::VARCHAR AS method FROM range({orders // 2}) t(j)")
+
+
+def mart_sql(orders: str, payments: str) -> str:
+    """The transform: join, aggregate per customer (with string aggregates), sort."""
     return f"""
-    COPY (
-      WITH orders AS (
-        SELECT i AS order_id, hash(i) % {customers} AS customer_id,
-               (i % 1000) / 10.0 AS amount, 'status-' || (i % 7)::VARCHAR AS status
-        FROM range({orders}) t(i)
-      ), payments AS (
-        SELECT 2 * j AS order_id, (j % 500) / 5.0 AS paid, 'method-' || (j % 5)::VARCHAR AS method
-        FROM range({payments}) t(j)
-      )
       SELECT o.customer_id, count(*) AS orders, sum(o.amount) AS revenue,
              sum(p.paid) AS paid, max(o.status) AS last_status, min(p.method) AS first_method
-      FROM orders o JOIN payments p ON o.order_id = p.order_id
+      FROM {orders} o JOIN {payments} p ON o.order_id = p.order_id
       GROUP BY o.customer_id
       ORDER BY revenue DESC, o.customer_id
+    """
+
+
+def transform_sql(orders: int, output: str) -> str:
+    """The generated workload: inputs from range(), so nothing is read from disk; only the
+    result reaches it."""
+    return f"""
+    COPY (
+      WITH orders AS ({orders_sql(orders)}), payments AS ({payments_sql(orders)})
+      {mart_sql("orders", "payments")}
     ) TO '{output}' (FORMAT parquet)
     """
+
+
+def bench_profile(limit_bytes: int):
+    """The resource profile of a pod this size: what a platform engineer would write."""
+    from lakeport.config import parse_platform
+
+    memory = f"{limit_bytes >> 20}Mi"
+    spill = f"{(SPILL_VOLUME_PER_LIMIT * limit_bytes) >> 20}Mi"
+    return parse_platform(
+        f"resourceProfiles: {{{PROFILE}: {{requests: {{cpu: 500m, memory: {memory}}}, "
+        f"limits: {{cpu: '2', memory: {memory}}}, spillVolumeSize: {spill}}}}}"
+    ).profile(PROFILE)
 
 
 # --- the child: runs inside the cgroup ----------------------------------------------------------
 
 
-def child(config: str, orders: int, workdir: Path) -> int:
+def child(config: str, workload: str, orders: int, workdir: Path, limit_bytes: int,
+          platform_file: Path | None) -> int:
     import duckdb
 
-    if config == "lakeport":
-        from lakeport.config import load_platform
-        from lakeport.duckdb_settings import connect, derive_duckdb_settings
+    from lakeport.duckdb_settings import connect, derive_duckdb_settings
 
+    database = ":memory:" if workload == "generated" else workdir / "scratch.duckdb"
+    if config == "lakeport":
         # Derived here, inside the cgroup: the limit comes from this process's own cgroup.
-        settings = derive_duckdb_settings(
-            load_platform(PLATFORM_FILE).profile(PROFILE), spill_dir=workdir / "spill"
-        )
-        connection = connect(settings)
+        settings = derive_duckdb_settings(bench_profile(limit_bytes), spill_dir=workdir / "spill")
+        connection = connect(settings, database)
         derived = settings.as_metadata()
     else:
-        connection = duckdb.connect()
+        connection = duckdb.connect(str(database))
         derived = {}
     effective = dict(
         connection.execute(
@@ -113,26 +153,107 @@ def child(config: str, orders: int, workdir: Path) -> int:
     _say({"event": "start", "settings": effective, "derived": derived,
           "temp_directory": str(temp_directory)})
 
-    output = workdir / "result.parquet"
     started = time.monotonic()
-    connection.execute(transform_sql(orders, str(output)))
-    query_seconds = time.monotonic() - started
-    groups, matched = connection.execute(
-        f"SELECT count(*), sum(orders) FROM read_parquet('{output}')"
-    ).fetchone()
-    _say({"event": "done", "query_seconds": query_seconds, "groups": groups, "matched": matched})
+    if workload == "generated":
+        output = workdir / "result.parquet"
+        connection.execute(transform_sql(orders, str(output)))
+        groups, matched = connection.execute(
+            f"SELECT count(*), sum(orders) FROM read_parquet('{output}')"
+        ).fetchone()
+    else:
+        groups, matched = _catalog_mart(connection, platform_file)
+    _say({"event": "done", "query_seconds": time.monotonic() - started, "groups": groups,
+          "matched": matched})
     return 0
+
+
+def _catalog_mart(connection, platform_file: Path) -> tuple[int, int]:
+    """What a run pod does for one model: its upstream from the catalog into the scratch,
+    the model as a table there, the table published to the catalog."""
+    from lakeport.catalog import load_catalog
+    from lakeport.config import load_platform
+    from lakeport.duckdb_s3 import configure_s3
+    from lakeport.iceberg_publish import publish, query_rows
+    from lakeport.run_scratch import Relation, ScratchPlan, fill_scratch
+
+    platform = load_platform(platform_file)
+    catalog = load_catalog(platform)
+    orders, payments, mart = Relation(*ORDERS), Relation(*PAYMENTS), Relation(*MART)
+    configure_s3(connection, platform)
+    fill_scratch(connection, catalog, ScratchPlan(
+        from_catalog={"source.bench.raw.orders": orders, "source.bench.raw.payments": payments}))
+    connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{mart.schema}"')
+    connection.execute(f"CREATE TABLE {mart.sql} AS {mart_sql(orders.sql, payments.sql)}")
+    publish(catalog, mart.identifier, query_rows(connection, f"SELECT * FROM {mart.sql}"))
+    # Read back from the catalog: the published table is the result.
+    published = catalog.load_table(mart.identifier).metadata_location.replace("'", "''")
+    return connection.execute(
+        f"SELECT count(*), sum(orders) FROM iceberg_scan('{published}')"
+    ).fetchone()
 
 
 def _say(message: dict) -> None:
     print(json.dumps(message), flush=True)
 
 
-# --- the parent: one run per (factor, config) ---------------------------------------------------
+# --- the catalog's inputs: written once per data size, outside any cgroup -----------------------
+
+
+class CatalogInputs:
+    """An S3 endpoint and a SQL catalog holding `raw.orders` and `raw.payments`."""
+
+    def __init__(self, root: Path):
+        from lakeport.dev.ports import free_port
+        from lakeport.dev.s3 import S3Server
+
+        self.root = root
+        self.server = S3Server(port=free_port())
+        self.platform_file = root / "platform.yaml"
+        self.orders = None
+
+    def __enter__(self):
+        from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
+
+        # The writer here and the children find the endpoint's keys the standard way.
+        os.environ.update(AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY_ID,
+                          AWS_SECRET_ACCESS_KEY=LOCAL_SECRET_ACCESS_KEY)
+        self.server.start()
+        self.server.ensure_buckets(WAREHOUSE_BUCKET)
+        self.platform_file.write_text(
+            f"catalog: {{type: sql, warehouse: 's3://{WAREHOUSE_BUCKET}/'}}\n"
+            f"objectStorage: {{endpoint: '{self.server.endpoint}', region: us-east-1, "
+            f"pathStyle: true}}\ndev: {{dataDir: '{self.root / 'data'}'}}\n"
+        )
+        return self
+
+    def __exit__(self, *exc):
+        self.server.stop()
+
+    def fill(self, orders: int) -> None:
+        """Replace both inputs with `orders` orders and half as many payments."""
+        import duckdb
+
+        from lakeport.catalog import load_catalog
+        from lakeport.config import load_platform
+        from lakeport.iceberg_publish import publish, query_rows
+
+        if self.orders == orders:
+            return
+        catalog = load_catalog(load_platform(self.platform_file))
+        with duckdb.connect() as generator:
+            generator.execute("SET memory_limit = '2GB'")
+            generator.execute(f"SET temp_directory = '{self.root / 'generator-spill'}'")
+            publish(catalog, ORDERS, query_rows(generator, orders_sql(orders)))
+            publish(catalog, PAYMENTS, query_rows(generator, payments_sql(orders)))
+        self.orders = orders
+
+
+# --- the parent: one run per (workload, factor, config) -----------------------------------------
 
 
 @dataclass
 class Run:
+    workload: str
     factor: float
     config: str
     limit_bytes: int
@@ -158,23 +279,37 @@ class Run:
         return self.anon_peak_bytes / self.limit_bytes
 
 
-def run_one(factor: float, config: str, limit_bytes: int) -> Run:
-    orders = int(factor * limit_bytes / BYTES_PER_ORDER) // 2 * 2
-    run = Run(factor, config, limit_bytes, int(orders * BYTES_PER_ORDER), orders)
+def orders_for(factor: float, limit_bytes: int) -> int:
+    return int(factor * limit_bytes / BYTES_PER_ORDER) // 2 * 2
+
+
+def run_one(workload: str, factor: float, config: str, limit_bytes: int,
+            inputs: CatalogInputs | None = None) -> Run:
+    orders = orders_for(factor, limit_bytes)
+    run = Run(workload, factor, config, limit_bytes, int(orders * BYTES_PER_ORDER), orders)
     workdir = Path(tempfile.mkdtemp(prefix=f"lakeport-bench-mem-{config}-"))
     try:
+        if inputs is not None:
+            inputs.fill(orders)
         with limited_cgroup(f"bench-{config}", limit_bytes) as cgroup:
-            _measure(run, cgroup, workdir)
+            _measure(run, cgroup, workdir, inputs)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return run
 
 
-def _measure(run: Run, cgroup, workdir: Path) -> None:
+def _measure(run: Run, cgroup, workdir: Path, inputs: CatalogInputs | None) -> None:
+    from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
+
     meter = MemoryMeter(cgroup)
     argv = [sys.executable, "-m", "bench.memory_discipline", "--child", run.config,
-            "--orders", str(run.orders), "--workdir", str(workdir)]
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+            "--workload", run.workload, "--orders", str(run.orders), "--workdir", str(workdir),
+            "--sizes", str(run.limit_bytes >> 20)]
+    if inputs is not None:
+        argv += ["--platform-file", str(inputs.platform_file)]
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY_ID,
+               AWS_SECRET_ACCESS_KEY=LOCAL_SECRET_ACCESS_KEY)
     started = time.monotonic()
     process = subprocess.Popen(
         cgroup.command(argv), cwd=workdir, env=env, text=True,
@@ -268,7 +403,7 @@ def evaluate(runs: list[Run]) -> dict:
     return {
         "lakeport_never_oom_killed": {
             "target": "every lakeport run completes (not OOM-killed, no error, right result)",
-            "value": [r.outcome for r in lakeport],
+            "value": [f"{r.workload} {r.factor:g}x: {r.outcome}" for r in lakeport],
             "pass": never_killed,
         },
         "lakeport_peak_memory": {
@@ -279,46 +414,64 @@ def evaluate(runs: list[Run]) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--limit-mib", type=int, default=512, help="the cgroup memory limit")
-    parser.add_argument("--factors", default="2,4,8",
-                        help="data sizes as multiples of the limit, comma-separated")
-    parser.add_argument("--configs", default=",".join(CONFIGS))
-    parser.add_argument("--output", type=Path, help="default: bench/results/memory_discipline.json")
-    parser.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
-    parser.add_argument("--orders", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        return child(args.child, args.orders, args.workdir)
+def comparison(runs: list[Run]) -> dict:
+    """DuckDB's defaults at the same sizes: the failure lakeport's derivation prevents."""
+    defaults = [r for r in runs if r.config == "defaults"]
+    return {
+        "defaults_outcomes": [f"{r.workload} {r.factor:g}x: {r.outcome}" for r in defaults],
+        "defaults_all_failed": bool(defaults) and all(r.outcome != "ok" for r in defaults),
+    }
 
-    code = code_under_test()
-    limit = args.limit_mib << 20
-    factors = [float(f) for f in args.factors.split(",")]
-    configs = args.configs.split(",")
+
+def result_path(limit_mib: int) -> Path:
+    """512 MiB (the default size) keeps the historic name; other sizes get their own file."""
+    if limit_mib == 512:
+        return RESULTS_DIR / f"{NAME}.json"
+    return RESULTS_DIR / (f"{NAME}_{limit_mib >> 10}gib.json" if limit_mib % 1024 == 0
+                          else f"{NAME}_{limit_mib}mib.json")
+
+
+def run_size(limit_mib: int, workloads: list[str], factors: list[float],
+             catalog_factors: list[float], configs: list[str], output: Path | None,
+             code: dict) -> bool:
+    limit = limit_mib << 20
     runs = []
-    for factor in factors:
-        for config in configs:
-            run = run_one(factor, config, limit)
-            print(f"  {factor:g}x {config}: {run.outcome} in {run.wall_seconds:.1f} s", flush=True)
-            runs.append(run)
+    for workload in workloads:
+        with contextlib.ExitStack() as stack:
+            inputs = None
+            if workload == "catalog":
+                root = Path(stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix="lakeport-bench-catalog-")))
+                inputs = stack.enter_context(CatalogInputs(root))
+            for factor in (factors if workload == "generated" else catalog_factors):
+                for config in configs:
+                    run = run_one(workload, factor, config, limit, inputs)
+                    print(f"  {limit_mib} MiB {workload} {factor:g}x {config}: {run.outcome} "
+                          f"in {run.wall_seconds:.1f} s", flush=True)
+                    runs.append(run)
 
-    print(f"\nMemory discipline: cgroup memory limit {mib(limit)}, "
-          f"transform = join + GROUP BY + ORDER BY over generated data\n")
+    profile = bench_profile(limit)
+    print(f"\nMemory discipline: cgroup memory limit {mib(limit)}, profile spillVolumeSize "
+          f"{profile.spill_volume_size}; transform = join + GROUP BY + ORDER BY\n")
     print_table(
-        ["data", "config", "outcome", "wall", "cgroup peak", "anon peak", "spilled",
-         "memory_limit"],
-        [[f"{r.factor:g}x ({mib(r.data_bytes)})", r.config, r.outcome, seconds(r.wall_seconds),
-          f"{mib(r.kernel_peak_bytes)}", f"{mib(r.anon_peak_bytes)} ({r.anon_peak_fraction:.0%})",
-          mib(r.spill_peak_bytes), r.duckdb_settings.get("memory_limit")] for r in runs],
+        ["workload", "data", "config", "outcome", "wall", "cgroup peak", "anon peak", "spilled",
+         "memory_limit", "threads"],
+        [[r.workload, f"{r.factor:g}x ({mib(r.data_bytes)})", r.config, r.outcome,
+          seconds(r.wall_seconds), f"{mib(r.kernel_peak_bytes)}",
+          f"{mib(r.anon_peak_bytes)} ({r.anon_peak_fraction:.0%})", mib(r.spill_peak_bytes),
+          r.duckdb_settings.get("memory_limit"), r.duckdb_settings.get("threads")]
+         for r in runs],
     )
     targets = evaluate(runs)
+    compared = comparison(runs)
     print()
     print_targets(targets)
+    print(f"DuckDB defaults at this size: {', '.join(compared['defaults_outcomes']) or '-'}")
     write_result(NAME, {
-        "parameters": {"limit_bytes": limit, "factors": factors, "configs": configs,
-                       "profile": PROFILE, "platform_file": str(PLATFORM_FILE.relative_to(REPO)),
+        "parameters": {"limit_bytes": limit, "workloads": workloads, "factors": factors,
+                       "catalog_factors": catalog_factors, "configs": configs,
+                       "profile": {"name": PROFILE, "limits_memory": str(profile.limits.memory),
+                                   "spill_volume_size": str(profile.spill_volume_size)},
                        "sample_interval_seconds": _SAMPLE_INTERVAL},
         "notes": (
             "cgroup peak is the kernel's memory.max_usage_in_bytes (v1) / memory.peak (v2): it "
@@ -326,12 +479,50 @@ def main(argv: list[str] | None = None) -> int:
             "limit, so any run that writes more than the headroom shows a peak at the limit. "
             "anon peak (rss+shmem, sampled every 10 ms) is the memory only an OOM kill can take "
             "back; the peak-memory target is judged on it. spilled is the peak allocated size of "
-            "DuckDB's temp directory, sampled every 100 ms."
+            "DuckDB's temp directory, sampled every 100 ms. data is the inputs' size as DuckDB "
+            "holds them in memory."
         ),
         "runs": [asdict(r) | {"anon_peak_fraction": round(r.anon_peak_fraction, 3)} for r in runs],
         "targets": targets,
-    }, args.output, code)
+        "comparison": compared,
+    }, output or result_path(limit_mib), code)
+    return all(t["pass"] for t in targets.values())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="512",
+                        help="pod memory limits in MiB, comma-separated (one results file each)")
+    parser.add_argument("--factors", default="2,4,8",
+                        help="generated data sizes as multiples of the limit, comma-separated")
+    parser.add_argument("--catalog-factors", default="2,4,8",
+                        help="catalog input sizes as multiples of the limit, comma-separated")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--output", type=Path,
+                        help="one size only; default: bench/results/memory_discipline[_SIZE].json")
+    parser.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
+    parser.add_argument("--workload", choices=WORKLOADS, help=argparse.SUPPRESS)
+    parser.add_argument("--orders", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--platform-file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    sizes = [int(size) for size in args.sizes.split(",")]
+    if args.child:
+        return child(args.child, args.workload, args.orders, args.workdir, sizes[0] << 20,
+                     args.platform_file)
+    if args.output is not None and len(sizes) > 1:
+        parser.error("--output takes one size; without it each size gets its own file")
+
+    code = code_under_test()
+    for size in sizes:
+        run_size(size, args.workloads.split(","), _floats(args.factors),
+                 _floats(args.catalog_factors), args.configs.split(","), args.output, code)
     return 0
+
+
+def _floats(text: str) -> list[float]:
+    return [float(value) for value in text.split(",") if value]
 
 
 if __name__ == "__main__":

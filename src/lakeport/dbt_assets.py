@@ -37,6 +37,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 from packaging import version
 
+from lakeport import duckdb_errors
 from lakeport.catalog import WarehouseObjectsLostError, load_catalog
 from lakeport.dbt_manifest import DUCKDB_PATH_ENV, RUN_POD_DUCKDB_PATH
 from lakeport.duckdb_s3 import configure_s3
@@ -202,10 +203,9 @@ class _DbtBuild:
         from lakeport.duckdb_s3 import S3_ACCESS_ENV, s3_access
 
         platform = self.platform
-        profile_name = context.run.tags.get(PROFILE_TAG)
-        settings = derive_duckdb_settings(
-            platform.profile(profile_name), spill_dir=default_spill_dir(platform)
-        )
+        profile_name = platform.profile_name(context.run.tags.get(PROFILE_TAG))
+        profile = platform.profile(profile_name)
+        settings = derive_duckdb_settings(profile, spill_dir=default_spill_dir(platform))
         context.log.info(f"DuckDB settings for this run: {settings.to_json()}")
         days = None
         if context.assets_def.partitions_def is not None:
@@ -268,10 +268,15 @@ class _DbtBuild:
 
         if not invocation.is_successful():
             error = invocation.get_error()
+            # DuckDB out of spill or memory: say which profile field to change. The same
+            # selection under the same profile fails the same way, so no retry.
+            sized = duckdb_errors.explain(
+                str(error), profile_name, str(profile.spill_volume_size), settings
+            )
             raise dg.Failure(
-                description=f"dbt build failed: {error}",
+                description=f"dbt build failed: {sized + '. ' if sized else ''}{error}",
                 metadata={"dbt/target_path": str(invocation.target_path)},
-                allow_retries=is_transient_dbt_error(str(error)),
+                allow_retries=sized is None and is_transient_dbt_error(str(error)),
             )
 
     def _selected_unique_ids(self, context: dg.AssetExecutionContext) -> list[str]:

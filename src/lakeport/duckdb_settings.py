@@ -5,15 +5,17 @@ DuckDB left alone takes 80% of the container's memory limit for itself and spill
 run worker and dbt's own Python, so together they go over it and the pod is OOMKilled;
 and `.tmp` is not the sized spill volume. Here the memory limit is a fraction of what the
 container has left when the run starts (its cgroup limit less what is in use already),
-threads follow the CPU limit but only as far as the memory pays for them (each thread
-beyond the first holds memory outside DuckDB's buffer pool in proportion to what it
-spills, so it costs buffer pool), spill goes to the profile's spill volume and stays
-below its size. What a profile sets explicitly in platform.yaml wins over what is derived.
+smaller when DuckDB runs more than one thread; threads are as many as keep each thread's
+share of the memory limit inside a window where DuckDB 1.5 completes a spilling
+aggregate (within it, as many as the CPU limit gives); spill goes to the profile's spill
+volume and stays below its size. What a profile sets explicitly in platform.yaml wins
+over what is derived.
 
 Every DuckDB connection lakeport opens goes through `connect()`, and dbt-duckdb gets
 the same settings through lakeport's dbt-duckdb plugin (lakeport.dbt_duckdb_plugin).
 """
 
+import math
 import os
 import shutil
 from pathlib import Path
@@ -31,20 +33,29 @@ from lakeport.platform import Platform, ResourceProfile
 from lakeport.profiles import SPILL_MOUNT_PATH
 from lakeport.quantities import memory_bytes
 
-# DuckDB's buffer pool gets this fraction of what the container has left; the rest is
-# Python, dbt, Arrow buffers and DuckDB's own allocations outside its buffer manager.
+# DuckDB's buffer pool gets this fraction of what the container has left when it runs on
+# one thread; the rest is Python, dbt, Arrow buffers and DuckDB's own allocations outside
+# its buffer manager (measured with bench/memory_discipline.py, DuckDB 1.5.5, cgroup v1:
+# one thread spilling 5 GiB held ~100 MiB outside its pool, DuckDB itself included) ...
 DEFAULT_MEMORY_FRACTION = 0.8
-# DuckDB's `memory_limit` bounds its buffer manager only. Measured with
-# bench/memory_discipline.py (DuckDB 1.5, cgroup v1): with two threads, memory outside the
-# buffer manager grew by ~40 MiB per GiB spilled at a fixed memory_limit, and runs at 8x
-# the limit were OOM-killed; with one thread it stayed flat (anon peak = memory in use
-# before + memory_limit). So every thread beyond the first is charged this much per GiB
-# DuckDB may spill (max_temp_directory_size), taken off memory_limit ...
-SPILL_OVERHEAD_PER_GIB_PER_EXTRA_THREAD = 40 << 20
-# ... and a thread is only added while each keeps at least this much buffer pool.
-# (DuckDB documents 125 MB per thread as the bare minimum; at that a spilling join +
-# GROUP BY + ORDER BY failed with DuckDB's own out-of-memory error.)
-MEMORY_PER_THREAD = 512 << 20
+# ... and this fraction on more than one: every thread beyond the first held memory
+# outside the pool in proportion to what it spilled (outside the pool: 211 MiB for two
+# threads spilling 12 GiB in a 1 GiB pod, 243 MiB for four spilling 11 GiB in 2 GiB).
+MULTI_THREAD_MEMORY_FRACTION = 0.65
+# Threads are chosen so that each has this much of memory_limit at most ... Measured with
+# bench/memory_discipline.py (a join, a GROUP BY with string aggregates and an ORDER BY,
+# spilling): DuckDB 1.5.5 failed with its own out-of-memory error ("could not allocate
+# block") whenever memory_limit per thread was 500 MiB or more (500, 600 and 752 MiB on one
+# thread, 1223 MiB on two) and completed at 342 MiB or less (342 MiB on one thread, 600 on
+# two, 1223 on four). More memory per thread failing where less completes is the
+# duckdb/duckdb#14132 class: aggregate state memory is never spilled, and each thread's
+# finalize hash table is sized from memory_limit / threads, not from what is free
+# (src/execution/radix_partitioned_hashtable.cpp, RadixHTLocalSourceState::Finalize and
+# RadixPartitionedHashTable::MaxThreads at v1.5.5).
+MAX_MEMORY_PER_THREAD = 352 << 20
+# ... and at least this much: two threads at 128 MiB each failed the same way (DuckDB
+# documents 125 MB per thread as the bare minimum). Between the two the CPU limit decides.
+MIN_MEMORY_PER_THREAD = 256 << 20
 # The settings are derived before DuckDB is loaded (it is imported when a connection is
 # opened), so what is in use then does not count DuckDB itself: importing it and opening a
 # connection took 32 MiB, and a one-thread run spilling 5 GiB held ~25 MiB more outside
@@ -81,67 +92,39 @@ def derive_duckdb_settings(
         if not _on_spill_volume(temp_directory):
             # A local directory shares its disk with everything else on the machine.
             max_temp = min(max_temp, int(_free_bytes(temp_directory) * SPILL_HEADROOM_FRACTION))
-    # What each thread beyond the first may hold outside the buffer pool at a full spill.
-    thread_reserve = int(SPILL_OVERHEAD_PER_GIB_PER_EXTRA_THREAD * max_temp / (1 << 30))
 
+    cpu = cpu_threads(limits.cpu, available_cpus)
+    cpu_source = (
+        f"cgroup {limits.cpu.source} ({limits.cpu.value:g} cores)"
+        if limits.cpu
+        else f"no cgroup CPU limit: {available_cpus} CPUs available"
+    )
     if overrides.memory_limit is not None:
-        pool, pool_source = memory_bytes(overrides.memory_limit), "profile duckdb.memoryLimit"
+        memory = memory_bytes(overrides.memory_limit)
+        memory_source = "profile duckdb.memoryLimit"
     else:
+        budget, where = _budget(profile, limits, physical_memory)
         fraction = overrides.memory_limit_fraction or DEFAULT_MEMORY_FRACTION
-        if limits.memory is not None:
-            # What other processes of the pod hold already (the run worker) is not DuckDB's.
-            in_use = int(limits.memory.in_use or 0)
-            # Never below an eighth of the limit: DuckDB then spills early rather than fails.
-            budget = max(
-                int(limits.memory.value) - in_use - DUCKDB_OWN_MEMORY,
-                int(limits.memory.value) // 8,
-            )
-            where = (
-                f"cgroup {limits.memory.source} less {_mib(in_use)} in use and "
-                f"{_mib(DUCKDB_OWN_MEMORY)} for DuckDB itself"
-            )
-        else:
-            # No container limit (one machine, no cgroup): the profile's limit is what the
-            # platform engineer meant the run to use, if the machine has that much.
-            budget = min(memory_bytes(profile.limits.memory), physical_memory or _physical_memory())
-            where = "profile limits.memory (no cgroup memory limit)"
-        pool = int(budget * fraction)
-        pool_source = f"{fraction:g} x {_mib(budget)} from {where}"
+        memory = int(budget * fraction)
+        if overrides.memory_limit_fraction is None and (
+            (overrides.threads or 1) > 1 or memory > MAX_MEMORY_PER_THREAD
+        ):
+            # More than one thread: each holds memory outside the pool as it spills.
+            fraction = MULTI_THREAD_MEMORY_FRACTION
+            memory = int(budget * fraction)
+        memory_source = f"{fraction:g} x {_mib(budget)} from {where}"
 
     if overrides.threads is not None:
         threads, threads_source = overrides.threads, "profile duckdb.threads"
     else:
-        cpu = cpu_threads(limits.cpu, available_cpus)
+        fewest = max(1, math.ceil(memory / MAX_MEMORY_PER_THREAD))
+        most = max(fewest, memory // MIN_MEMORY_PER_THREAD)
+        threads = min(max(cpu, fewest), most)
         threads_source = (
-            f"cgroup {limits.cpu.source} ({limits.cpu.value:g} cores)"
-            if limits.cpu
-            else f"no cgroup CPU limit: {available_cpus} CPUs available"
+            f"{cpu_source}, kept between {fewest} and {most} so that each thread has "
+            f"{_mib(MIN_MEMORY_PER_THREAD)} to {_mib(MAX_MEMORY_PER_THREAD)} of memory_limit "
+            f"({_mib(memory)})"
         )
-        threads = cpu
-        # An explicit memoryLimit is DuckDB's whole pool; a derived one pays the spill
-        # reserve of the extra threads out of itself.
-        reserve = 0 if overrides.memory_limit is not None else thread_reserve
-        while threads > 1 and pool - (threads - 1) * reserve < threads * MEMORY_PER_THREAD:
-            threads -= 1
-        if threads < cpu:
-            threads_source += (
-                f", capped at {threads}: each thread needs {_mib(MEMORY_PER_THREAD)} of "
-                f"memory_limit ({_mib(pool)}"
-                + (f" less {_mib(reserve)} spill reserve per extra thread" if reserve else "")
-                + ")"
-            )
-
-    memory, memory_source = pool, pool_source
-    if overrides.memory_limit is None and threads > 1:
-        memory = pool - (threads - 1) * thread_reserve
-        memory_source += (
-            f", less {threads - 1} x {_mib(thread_reserve)} for threads beyond the first "
-            f"({_mib(SPILL_OVERHEAD_PER_GIB_PER_EXTRA_THREAD)} outside the buffer pool per "
-            f"GiB of max_temp_directory_size {_mib(max_temp)})"
-        )
-        # Never below the per-thread minimum of one thread (an explicit profile threads
-        # can ask for more than the pool pays for).
-        memory = max(memory, min(pool, MEMORY_PER_THREAD))
 
     return DuckDBSettings(
         memory_limit=_mib(memory),
@@ -151,6 +134,26 @@ def derive_duckdb_settings(
         memory_limit_source=memory_source,
         threads_source=threads_source,
     )
+
+
+def _budget(profile: ResourceProfile, limits: ContainerLimits, physical_memory: int | None):
+    """The memory DuckDB's share is taken from, and where that figure comes from."""
+    if limits.memory is not None:
+        # What other processes of the pod hold already (the run worker) is not DuckDB's.
+        in_use = int(limits.memory.in_use or 0)
+        # Never below an eighth of the limit: DuckDB then spills early rather than fails.
+        budget = max(
+            int(limits.memory.value) - in_use - DUCKDB_OWN_MEMORY,
+            int(limits.memory.value) // 8,
+        )
+        return budget, (
+            f"cgroup {limits.memory.source} less {_mib(in_use)} in use and "
+            f"{_mib(DUCKDB_OWN_MEMORY)} for DuckDB itself"
+        )
+    # No container limit (one machine, no cgroup): the profile's limit is what the
+    # platform engineer meant the run to use, if the machine has that much.
+    budget = min(memory_bytes(profile.limits.memory), physical_memory or _physical_memory())
+    return budget, "profile limits.memory (no cgroup memory limit)"
 
 
 def default_spill_dir(platform: Platform | None = None) -> Path:

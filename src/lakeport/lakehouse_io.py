@@ -50,16 +50,29 @@ class IcebergTables:
     @contextlib.contextmanager
     def session(self, context: dg.AssetExecutionContext) -> Iterator["TableSession"]:
         """An in-memory DuckDB held to this run's profile, able to read the warehouse."""
+        import duckdb
+
+        from lakeport import duckdb_errors
         from lakeport.duckdb_connection import connect
         from lakeport.duckdb_s3 import configure_s3
 
-        settings = derive_duckdb_settings(
-            self.platform.profile(context.run.tags.get(PROFILE_TAG)),
-            spill_dir=default_spill_dir(self.platform),
-        )
+        name = self.platform.profile_name(context.run.tags.get(PROFILE_TAG))
+        profile = self.platform.profile(name)
+        settings = derive_duckdb_settings(profile, spill_dir=default_spill_dir(self.platform))
         with contextlib.closing(connect(settings)) as connection:
             configure_s3(connection, self.platform)
-            yield TableSession(self, context, connection, settings)
+            try:
+                yield TableSession(self, context, connection, settings)
+            except duckdb.OutOfMemoryException as exc:
+                sized = duckdb_errors.explain(
+                    str(exc), name, str(profile.spill_volume_size), settings
+                )
+                if sized is None:
+                    raise
+                # The same asset under the same profile fails the same way: no retry.
+                raise dg.Failure(
+                    description=f"{sized}. DuckDB: {exc}", allow_retries=False
+                ) from exc
 
 
 class TableSession:

@@ -770,8 +770,12 @@ class Platform(Model):
                 return location.profiles or None
         return None
 
+    def profile_name(self, name: str | None = None) -> str:
+        """The profile a run with this `lakeport/profile` tag (None: none) runs under."""
+        return name or self.dagster.run_launcher.default_profile
+
     def profile(self, name: str | None = None) -> ResourceProfile:
-        name = name or self.dagster.run_launcher.default_profile
+        name = self.profile_name(name)
         try:
             return self.resource_profiles[name]
         except KeyError:

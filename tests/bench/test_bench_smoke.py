@@ -44,28 +44,34 @@ def test_memory_discipline_smoke(tmp_path):
     output = tmp_path / "memory_discipline.json"
     limit_mib = 768
     # 0.75x the limit is more than DuckDB's derived memory_limit (0.8 x the limit less the
-    # child's own Python): it must spill.
+    # child's own Python): it must spill. Both workloads: generated inputs, and inputs
+    # read from an Iceberg catalog on a real S3 endpoint with the mart published back.
     assert memory_discipline.main([
-        "--limit-mib", str(limit_mib), "--factors", "0.75", "--configs", "lakeport",
-        "--output", str(output),
+        "--sizes", str(limit_mib), "--factors", "0.75", "--catalog-factors", "0.75",
+        "--configs", "lakeport", "--output", str(output),
     ]) == 0
     document = _load(output)
     assert document["benchmark"] == "memory_discipline"
-    [run] = document["runs"]
-    assert run["config"] == "lakeport"
-    assert run["outcome"] == "ok", run
-    assert run["oom_kills"] == 0
-    assert run["result_checks"]["matched_rows"] == run["result_checks"]["expected_matched_rows"]
-    # The child derived its memory_limit from the cgroup it ran in (not from the profile's
-    # 2Gi), and DuckDB ran with it (not with its own default of 80% of the cgroup).
-    derived = run["lakeport_settings"]
-    assert "cgroup" in derived["duckdb/memory_limit_source"], derived
-    derived_mib = int(derived["duckdb/memory_limit"].removesuffix("MiB"))
-    assert 0 < derived_mib <= limit_mib * DEFAULT_MEMORY_FRACTION
-    assert run["duckdb_settings"]["memory_limit"] == f"{derived_mib:.1f} MiB"
-    assert run["spill_peak_bytes"] > 0
-    assert 0 < run["kernel_peak_bytes"] <= limit_mib * MiB
-    assert 0 < run["anon_peak_bytes"] <= limit_mib * MiB
+    assert document["parameters"]["profile"]["limits_memory"] == f"{limit_mib}Mi"
+    runs = {run["workload"]: run for run in document["runs"]}
+    assert sorted(runs) == ["catalog", "generated"]
+    for workload, run in runs.items():
+        assert run["config"] == "lakeport"
+        assert run["outcome"] == "ok", (workload, run)
+        assert run["oom_kills"] == 0
+        checks = run["result_checks"]
+        assert checks["matched_rows"] == checks["expected_matched_rows"], workload
+        assert checks["groups"] > 0
+        # The child derived its memory_limit from the cgroup it ran in (not from the
+        # profile's limit), and DuckDB ran with it (not with 80% of the cgroup).
+        derived = run["lakeport_settings"]
+        assert "cgroup" in derived["duckdb/memory_limit_source"], derived
+        derived_mib = int(derived["duckdb/memory_limit"].removesuffix("MiB"))
+        assert 0 < derived_mib <= limit_mib * DEFAULT_MEMORY_FRACTION
+        assert run["duckdb_settings"]["memory_limit"] == f"{derived_mib:.1f} MiB"
+        assert run["spill_peak_bytes"] > 0, workload
+        assert 0 < run["kernel_peak_bytes"] <= limit_mib * MiB
+        assert 0 < run["anon_peak_bytes"] <= limit_mib * MiB
     assert document["targets"]["lakeport_never_oom_killed"]["pass"] is True
 
 

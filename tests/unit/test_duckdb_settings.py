@@ -10,8 +10,9 @@ from lakeport.config import parse_platform
 from lakeport.duckdb_settings import (
     DEFAULT_MEMORY_FRACTION,
     DUCKDB_OWN_MEMORY,
-    MEMORY_PER_THREAD,
-    SPILL_OVERHEAD_PER_GIB_PER_EXTRA_THREAD,
+    MAX_MEMORY_PER_THREAD,
+    MIN_MEMORY_PER_THREAD,
+    MULTI_THREAD_MEMORY_FRACTION,
     DuckDBSettings,
     connect,
     derive_duckdb_settings,
@@ -181,33 +182,77 @@ def test_no_proc_files_means_no_limits(tmp_path):
 # --- deriving settings ----------------------------------------------------------------------
 
 
+def _threads_window(memory: int) -> tuple[int, int]:
+    fewest = max(1, -(-memory // MAX_MEMORY_PER_THREAD))
+    return fewest, max(fewest, memory // MIN_MEMORY_PER_THREAD)
+
+
 def test_memory_already_in_use_in_the_pod_is_left_alone(tmp_path):
-    # The Dagster run worker holds 312 MiB of a 1 GiB pod: DuckDB gets 2/3 of the rest.
+    # The Dagster run worker holds 312 MiB of a 1 GiB pod: DuckDB gets a share of the rest
+    # (two threads' share: one thread's 0.8 of it would be over MAX_MEMORY_PER_THREAD).
     limits = ContainerLimits(Limit(GiB, "/sys/fs/cgroup/memory.max", in_use=312 * MiB), None)
     settings = derive_duckdb_settings(profile(), limits=limits, spill_dir=tmp_path)
     left = 712 * MiB - DUCKDB_OWN_MEMORY  # and what DuckDB itself will hold once loaded
-    assert settings.memory_limit == f"{int(left * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
+    assert left * DEFAULT_MEMORY_FRACTION > MAX_MEMORY_PER_THREAD
+    assert settings.memory_limit == f"{int(left * MULTI_THREAD_MEMORY_FRACTION) // MiB}MiB"
     assert "less 312MiB in use" in settings.memory_limit_source
-    # A pod that is nearly full still gives DuckDB an eighth of the limit to spill from.
+    # A pod that is nearly full still gives DuckDB an eighth of the limit to spill from,
+    # on one thread.
     full = ContainerLimits(Limit(GiB, "m", in_use=GiB), None)
     settings = derive_duckdb_settings(profile(), limits=full, spill_dir=tmp_path)
     assert settings.memory_limit == f"{int(GiB / 8 * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
+    assert settings.threads == 1
 
 
-def test_memory_is_the_default_fraction_of_the_cgroup_limit(tmp_path):
+def test_a_small_pod_runs_one_thread_with_the_default_fraction(tmp_path):
+    # A 512 MiB pod with 85 MiB in use and 2 cores: 0.8 x 379 MiB fits one thread's window,
+    # and two would have less than MIN_MEMORY_PER_THREAD each.
+    limits = ContainerLimits(Limit(512 * MiB, "m", in_use=85 * MiB), Limit(2, "c"))
+    settings = derive_duckdb_settings(profile(), limits=limits, spill_dir=tmp_path)
+    left = 427 * MiB - DUCKDB_OWN_MEMORY
+    assert settings.memory_limit == f"{int(left * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
+    assert settings.threads == 1
+    assert "kept between 1 and 1" in settings.threads_source
+    assert "cgroup c (2 cores)" in settings.threads_source
+
+
+def test_threads_keep_each_threads_memory_inside_the_window(tmp_path):
+    # Pods from 1 to 8 GiB, with 2 and with 16 cores: the memory limit is the multi-thread
+    # fraction of what is left, and no thread gets more than MAX_MEMORY_PER_THREAD of it
+    # (DuckDB 1.5 then fails a spilling aggregate) or less than MIN_MEMORY_PER_THREAD.
+    for gib in (1, 2, 4, 8):
+        for cores in (2, 16):
+            limits = ContainerLimits(Limit(gib * GiB, "m", in_use=0), Limit(cores, "c"))
+            settings = derive_duckdb_settings(
+                profile(memory=f"{gib}Gi"), limits=limits, spill_dir=tmp_path,
+                available_cpus=cores,
+            )
+            memory = int((gib * GiB - DUCKDB_OWN_MEMORY) * MULTI_THREAD_MEMORY_FRACTION)
+            assert settings.memory_limit == f"{memory // MiB}MiB", (gib, cores)
+            fewest, most = _threads_window(memory)
+            assert settings.threads == min(max(cores, fewest), most), (gib, cores)
+            per_thread = memory / settings.threads
+            assert MIN_MEMORY_PER_THREAD <= per_thread <= MAX_MEMORY_PER_THREAD, (gib, cores)
+    # The measured points: a 1 GiB pod runs 2 threads, a 2 GiB pod 4, with 2 cores.
+    for gib, threads in ((1, 2), (2, 4)):
+        limits = ContainerLimits(Limit(gib * GiB, "m", in_use=0), Limit(2, "c"))
+        assert derive_duckdb_settings(
+            profile(memory=f"{gib}Gi"), limits=limits, spill_dir=tmp_path
+        ).threads == threads
+
+
+def test_memory_is_the_multi_thread_fraction_of_the_cgroup_limit(tmp_path):
     limits = ContainerLimits(Limit(3 * GiB, "/sys/fs/cgroup/memory.max"), Limit(2, "cpu.max"))
     settings = derive_duckdb_settings(
         profile(), limits=limits, spill_dir=tmp_path, available_cpus=8
     )
-    # Two threads: the second one's spill reserve (40 MiB per GiB of the 9 GiB spill
-    # budget of a 10Gi volume) comes off the pool.
-    reserve = SPILL_OVERHEAD_PER_GIB_PER_EXTRA_THREAD * 9
-    assert reserve == 360 * MiB
-    pool = int((3 * GiB - DUCKDB_OWN_MEMORY) * DEFAULT_MEMORY_FRACTION)
-    assert settings.memory_limit == f"{(pool - reserve) // MiB}MiB"
-    assert settings.threads == 2
+    memory = int((3 * GiB - DUCKDB_OWN_MEMORY) * MULTI_THREAD_MEMORY_FRACTION)
+    assert settings.memory_limit == f"{memory // MiB}MiB"
+    # Two cores, but 1966 MiB on two threads is over the window: six threads.
+    assert settings.threads == _threads_window(memory)[0] == 6
     assert settings.temp_directory == str(tmp_path)
     assert "cgroup /sys/fs/cgroup/memory.max" in settings.memory_limit_source
+    assert settings.memory_limit_source.startswith(f"{MULTI_THREAD_MEMORY_FRACTION:g} x ")
 
 
 def test_profile_fraction_and_explicit_values_win(tmp_path):
@@ -215,9 +260,9 @@ def test_profile_fraction_and_explicit_values_win(tmp_path):
     fraction = derive_duckdb_settings(
         profile("duckdb: {memoryLimitFraction: 0.5}"), limits=limits, spill_dir=tmp_path
     )
-    # The profile's fraction sets the pool; the second thread's spill reserve (9 GiB of
-    # spill x 40 MiB) comes off it, and 4 cores get 2 threads at 512 MiB each at least.
-    assert (fraction.memory_limit, fraction.threads) == (f"{2048 - 24 - 360}MiB", 2)
+    # The profile's fraction is the memory limit whatever the threads; threads follow it.
+    assert fraction.memory_limit == f"{2048 - 24}MiB"
+    assert fraction.threads == _threads_window((2048 - 24) * MiB)[0]
     assert fraction.memory_limit_source.startswith("0.5 x 4048MiB")
     explicit = derive_duckdb_settings(
         profile("duckdb: {memoryLimit: 700Mi, threads: 3, maxTempDirectorySize: 5Gi}"),
@@ -232,70 +277,26 @@ def test_profile_fraction_and_explicit_values_win(tmp_path):
     assert explicit.memory_limit_source == "profile duckdb.memoryLimit"
 
 
-def test_threads_are_capped_by_the_memory_they_have(tmp_path):
-    # A 512 MiB pod with 85 MiB in use and 2 cores: the pool (0.8 x 427 MiB) is below
-    # 2 x 512 MiB, so one thread, and the whole pool is its own (no spill reserve).
-    limits = ContainerLimits(Limit(512 * MiB, "m", in_use=85 * MiB), Limit(2, "c"))
-    settings = derive_duckdb_settings(profile(), limits=limits, spill_dir=tmp_path)
-    assert settings.threads == 1
-    left = 427 * MiB - DUCKDB_OWN_MEMORY
-    assert settings.memory_limit == f"{int(left * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
-    assert "capped at 1" in settings.threads_source
-    assert "512MiB of memory_limit" in settings.threads_source
-    assert "beyond the first" not in settings.memory_limit_source
-    # 8 GiB and 4 cores: 6553 MiB less 3 x 360 MiB of spill reserve leaves 4 x 512 MiB.
-    big = ContainerLimits(Limit(8 * GiB, "m", in_use=0), Limit(4, "c"))
-    settings = derive_duckdb_settings(profile(), limits=big, spill_dir=tmp_path, available_cpus=4)
-    pool = int((8 * GiB - DUCKDB_OWN_MEMORY) * DEFAULT_MEMORY_FRACTION)
-    assert settings.threads == 4
-    assert settings.memory_limit == f"{(pool - 3 * 360 * MiB) // MiB}MiB"
-    assert "less 3 x 360MiB for threads beyond the first" in settings.memory_limit_source
-    assert "capped" not in settings.threads_source
-
-
-def test_spill_reserve_per_extra_thread_follows_the_spill_budget(tmp_path):
-    limits = ContainerLimits(Limit(4 * GiB, "m", in_use=0), Limit(2, "c"))
-    pool = int((4 * GiB - DUCKDB_OWN_MEMORY) * DEFAULT_MEMORY_FRACTION)
-    one_gib_budget = int(GiB * 0.9)  # a 1Gi volume's spill budget
-    for spill, reserve in (
-        ("10Gi", 360 * MiB),
-        ("1Gi", int(SPILL_OVERHEAD_PER_GIB_PER_EXTRA_THREAD * one_gib_budget / GiB)),
-    ):
-        settings = derive_duckdb_settings(
-            profile(spill=spill), limits=limits, spill_dir=tmp_path, available_cpus=2
-        )
-        assert settings.threads == 2
-        assert settings.memory_limit == f"{(pool - reserve) // MiB}MiB"
-    # An explicit maxTempDirectorySize is what may spill, so it sets the reserve.
-    settings = derive_duckdb_settings(
-        profile("duckdb: {maxTempDirectorySize: 5Gi}"), limits=limits, spill_dir=tmp_path,
-        available_cpus=2,
-    )
-    assert settings.memory_limit == f"{(pool - 200 * MiB) // MiB}MiB"
-
-
 def test_explicit_threads_and_memory_limit_still_win(tmp_path):
     small = ContainerLimits(Limit(512 * MiB, "m", in_use=85 * MiB), Limit(2, "c"))
-    # threads: 2 is kept however little memory there is; memory_limit never goes below
-    # one thread's minimum (or the pool, if that is smaller).
+    # threads: 2 is kept however little memory there is, and takes the multi-thread share.
     settings = derive_duckdb_settings(
         profile("duckdb: {threads: 2}"), limits=small, spill_dir=tmp_path
     )
     assert settings.threads == 2
     assert settings.threads_source == "profile duckdb.threads"
     left = 427 * MiB - DUCKDB_OWN_MEMORY
-    assert settings.memory_limit == f"{int(left * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
-    # An explicit memoryLimit is DuckDB's whole pool: no reserve off it, but threads
-    # still only go as far as it gives each MEMORY_PER_THREAD.
+    assert settings.memory_limit == f"{int(left * MULTI_THREAD_MEMORY_FRACTION) // MiB}MiB"
+    # An explicit memoryLimit is DuckDB's whole pool; threads keep inside the window of it.
     limits = ContainerLimits(Limit(8 * GiB, "m"), Limit(4, "c"))
-    for memory_limit, threads in (("700Mi", 1), ("1Gi", 2), ("2Gi", 4)):
+    for memory_limit, threads in (("300Mi", 1), ("700Mi", 2), ("1Gi", 4), ("2Gi", 6)):
         settings = derive_duckdb_settings(
             profile(f"duckdb: {{memoryLimit: {memory_limit}}}", memory="8Gi"), limits=limits,
             spill_dir=tmp_path, available_cpus=4,
         )
         assert settings.memory_limit == f"{memory_bytes(memory_limit) // MiB}MiB"
-        assert settings.threads == threads
-        assert settings.threads * MEMORY_PER_THREAD <= memory_bytes(memory_limit)
+        assert settings.threads == threads, memory_limit
+        assert memory_bytes(memory_limit) / threads <= MAX_MEMORY_PER_THREAD
 
 
 def test_temp_directory_size_stays_below_the_spill_volume(tmp_path):
@@ -311,16 +312,18 @@ def test_without_any_limit_the_profile_limit_bounded_by_the_machine_is_used(tmp_
         profile(memory="2Gi"), limits=unlimited, spill_dir=tmp_path, available_cpus=6,
         physical_memory=64 * GiB,
     )
-    # 6 CPUs, but the pool of 0.8 x 2 GiB pays for 2 threads only.
-    max_temp = int(settings.max_temp_directory_size.removesuffix("MiB")) * MiB
-    reserve = int(SPILL_OVERHEAD_PER_GIB_PER_EXTRA_THREAD * max_temp / GiB)
-    assert settings.threads == 2
-    pool = int(2 * GiB * DEFAULT_MEMORY_FRACTION)
-    assert settings.memory_limit == f"{(pool - reserve) // MiB}MiB"
+    # 6 CPUs: the multi-thread share of 2 GiB, on as many threads as its window allows.
+    memory = int(2 * GiB * MULTI_THREAD_MEMORY_FRACTION)
+    assert settings.memory_limit == f"{memory // MiB}MiB"
+    assert settings.threads == min(max(6, _threads_window(memory)[0]), _threads_window(memory)[1])
+    assert "profile limits.memory" in settings.memory_limit_source
     small_machine = derive_duckdb_settings(
         profile(memory="8Gi"), limits=unlimited, spill_dir=tmp_path, physical_memory=GiB
     )
-    assert small_machine.memory_limit == f"{int(GiB * DEFAULT_MEMORY_FRACTION) // MiB}MiB"
+    # A 1 GiB machine: 0.8 of it is over one thread's window, so the multi-thread share.
+    assert small_machine.memory_limit == (
+        f"{int(GiB * MULTI_THREAD_MEMORY_FRACTION) // MiB}MiB"
+    )
 
 
 def test_settings_reach_a_duckdb_connection_and_round_trip(tmp_path):
