@@ -38,6 +38,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from unittest import mock
 
 from bench.cgroup import MemoryMeter, limited_cgroup
 from bench.common import (
@@ -214,9 +215,13 @@ class CatalogInputs:
     def __enter__(self):
         from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
-        # The writer here and the children find the endpoint's keys the standard way.
-        os.environ.update(AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY_ID,
-                          AWS_SECRET_ACCESS_KEY=LOCAL_SECRET_ACCESS_KEY)
+        # The writer here and the children find the endpoint's keys the standard way, for
+        # as long as the inputs exist (then the caller's environment is as it was).
+        self._environment = mock.patch.dict(os.environ, {
+            "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
+        })
+        self._environment.start()
         self.server.start()
         self.server.ensure_buckets(WAREHOUSE_BUCKET)
         self.platform_file.write_text(
@@ -228,6 +233,7 @@ class CatalogInputs:
 
     def __exit__(self, *exc):
         self.server.stop()
+        self._environment.stop()
 
     def fill(self, orders: int) -> None:
         """Replace both inputs with `orders` orders and half as many payments."""
@@ -299,17 +305,13 @@ def run_one(workload: str, factor: float, config: str, limit_bytes: int,
 
 
 def _measure(run: Run, cgroup, workdir: Path, inputs: CatalogInputs | None) -> None:
-    from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
-
     meter = MemoryMeter(cgroup)
     argv = [sys.executable, "-m", "bench.memory_discipline", "--child", run.config,
             "--workload", run.workload, "--orders", str(run.orders), "--workdir", str(workdir),
             "--sizes", str(run.limit_bytes >> 20)]
     if inputs is not None:
         argv += ["--platform-file", str(inputs.platform_file)]
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY_ID,
-               AWS_SECRET_ACCESS_KEY=LOCAL_SECRET_ACCESS_KEY)
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     started = time.monotonic()
     process = subprocess.Popen(
         cgroup.command(argv), cwd=workdir, env=env, text=True,

@@ -270,9 +270,7 @@ class _DbtBuild:
             error = invocation.get_error()
             # DuckDB out of spill or memory: say which profile field to change. The same
             # selection under the same profile fails the same way, so no retry.
-            sized = duckdb_errors.explain(
-                str(error), profile_name, str(profile.spill_volume_size), settings
-            )
+            sized = duckdb_errors.explain(str(error), profile_name, profile, settings)
             raise dg.Failure(
                 description=f"dbt build failed: {sized + '. ' if sized else ''}{error}",
                 metadata={"dbt/target_path": str(invocation.target_path)},

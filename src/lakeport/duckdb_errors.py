@@ -14,6 +14,7 @@ import math
 import re
 
 from lakeport.duckdb_connection import DuckDBSettings
+from lakeport.platform import ResourceProfile
 from lakeport.quantities import memory_bytes
 
 # DuckDB's human-readable sizes, e.g. "8.9 GiB" (StringUtil::BytesToHumanReadableString).
@@ -29,10 +30,11 @@ _GiB = 1 << 30
 
 
 def explain(
-    message: str, profile_name: str, spill_volume_size: str, settings: DuckDBSettings
+    message: str, profile_name: str, profile: ResourceProfile, settings: DuckDBSettings
 ) -> str | None:
     """A sentence for the run's failure when `message` is DuckDB running out of spill or of
     memory under this profile; None for any other error."""
+    spill_volume_size = str(profile.spill_volume_size)
     if _SPILL_FULL.search(message):
         needed = spill_volume_needed(spill_volume_size)
         return (

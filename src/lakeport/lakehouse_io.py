@@ -64,9 +64,7 @@ class IcebergTables:
             try:
                 yield TableSession(self, context, connection, settings)
             except duckdb.OutOfMemoryException as exc:
-                sized = duckdb_errors.explain(
-                    str(exc), name, str(profile.spill_volume_size), settings
-                )
+                sized = duckdb_errors.explain(str(exc), name, profile, settings)
                 if sized is None:
                     raise
                 # The same asset under the same profile fails the same way: no retry.

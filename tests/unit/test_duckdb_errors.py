@@ -1,5 +1,6 @@
 """A run's DuckDB out-of-memory error names the profile field to change."""
 
+from lakeport.config import parse_platform
 from lakeport.duckdb_connection import DuckDBSettings
 from lakeport.duckdb_errors import explain, spill_volume_needed
 
@@ -12,6 +13,7 @@ SPILL_FULL = (
 POOL_FULL = (
     "Out of Memory Error: could not allocate block of size 256.0 KiB (751.8 MiB/752.0 MiB used)"
 )
+PLATFORM = parse_platform("resourceProfiles: {transform: {spillVolumeSize: 10Gi}}")
 SETTINGS = DuckDBSettings(
     memory_limit="752MiB", threads=1, temp_directory="/spill",
     max_temp_directory_size="9216MiB",
@@ -20,7 +22,9 @@ SETTINGS = DuckDBSettings(
 
 
 def test_a_full_spill_volume_names_the_profile_and_a_size_that_would_do():
-    message = explain(f"dbt build failed: {SPILL_FULL}", "transform", "10Gi", SETTINGS)
+    message = explain(
+        f"dbt build failed: {SPILL_FULL}", "transform", PLATFORM.profile("transform"), SETTINGS
+    )
     assert message is not None
     assert "resource profile 'transform'" in message
     assert "spillVolumeSize 10Gi" in message and "9216MiB" in message
@@ -28,7 +32,7 @@ def test_a_full_spill_volume_names_the_profile_and_a_size_that_would_do():
 
 
 def test_a_full_buffer_pool_names_the_memory_it_had():
-    message = explain(POOL_FULL, "large", "50Gi", SETTINGS)
+    message = explain(POOL_FULL, "large", PLATFORM.profile("large"), SETTINGS)
     assert message is not None
     assert "resource profile 'large'" in message
     assert "memory_limit 752MiB" in message and "0.8 x 940MiB" in message
@@ -37,7 +41,9 @@ def test_a_full_buffer_pool_names_the_memory_it_had():
 
 
 def test_other_errors_are_left_alone():
-    assert explain("Binder Error: column x not found", "transform", "10Gi", SETTINGS) is None
+    assert explain(
+        "Binder Error: column x not found", "transform", PLATFORM.profile(), SETTINGS
+    ) is None
 
 
 def test_the_size_asked_for_is_whole_gibibytes_above_the_volume():
