@@ -134,6 +134,15 @@ def child(config: str, workload: str, orders: int, workdir: Path, limit_bytes: i
     from lakeport.duckdb_settings import connect, derive_duckdb_settings
 
     database = ":memory:" if workload == "generated" else workdir / "scratch.duckdb"
+    if workload == "catalog":
+        # Loaded before the settings are derived, as in a run worker, whose memory in use
+        # when it derives them includes pyiceberg and pyarrow.
+        import pyarrow  # noqa: F401
+        import pyiceberg.catalog.sql  # noqa: F401
+
+        import lakeport.catalog  # noqa: F401
+        import lakeport.iceberg_publish  # noqa: F401
+        import lakeport.run_scratch  # noqa: F401
     if config == "lakeport":
         # Derived here, inside the cgroup: the limit comes from this process's own cgroup.
         settings = derive_duckdb_settings(bench_profile(limit_bytes), spill_dir=workdir / "spill")

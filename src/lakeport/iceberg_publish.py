@@ -108,7 +108,12 @@ def query_rows(
 ) -> Callable[[], "pa.RecordBatchReader"]:
     """`publish`'s `rows` for a DuckDB query: a new streaming reader per commit attempt."""
 
+    from lakeport.duckdb_connection import release_memory
+
     def rows():
+        # The writer's Arrow buffers and Parquet pages live outside DuckDB's memory_limit:
+        # make room for them with what DuckDB holds from the query that built the rows.
+        release_memory(connection)
         return connection.execute(query, params or []).fetch_record_batch(READ_BATCH_ROWS)
 
     return rows

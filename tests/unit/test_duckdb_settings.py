@@ -261,9 +261,12 @@ def test_profile_fraction_and_explicit_values_win(tmp_path):
         profile("duckdb: {memoryLimitFraction: 0.5}"), limits=limits, spill_dir=tmp_path
     )
     # The profile's fraction is the memory limit whatever the threads; threads follow it.
-    assert fraction.memory_limit == f"{2048 - 24}MiB"
-    assert fraction.threads == _threads_window((2048 - 24) * MiB)[0]
-    assert fraction.memory_limit_source.startswith("0.5 x 4048MiB")
+    half = (4 * GiB - DUCKDB_OWN_MEMORY) // 2
+    assert fraction.memory_limit == f"{half // MiB}MiB"
+    assert fraction.threads == _threads_window(half)[0]
+    assert fraction.memory_limit_source.startswith(
+        f"0.5 x {(4 * GiB - DUCKDB_OWN_MEMORY) // MiB}MiB"
+    )
     explicit = derive_duckdb_settings(
         profile("duckdb: {memoryLimit: 700Mi, threads: 3, maxTempDirectorySize: 5Gi}"),
         limits=limits,
