@@ -23,6 +23,17 @@ def test_the_limit_connect_set_is_set_again_exactly(tmp_path):
     assert connection.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "1.1 GiB"
 
 
+def test_freed_memory_goes_back_to_the_os_at_a_low_threshold(tmp_path):
+    connection = connect(_settings(tmp_path, "300MiB"))
+    assert dict(connection.execute(
+        "SELECT name, value FROM duckdb_settings() WHERE name IN "
+        "('allocator_flush_threshold', 'allocator_bulk_deallocation_flush_threshold')"
+    ).fetchall()) == {
+        "allocator_flush_threshold": "16.0 MiB",
+        "allocator_bulk_deallocation_flush_threshold": "16.0 MiB",
+    }
+
+
 def test_a_connection_lakeport_did_not_open_is_left_as_it_is():
     import duckdb
 
@@ -44,6 +55,9 @@ def test_memory_a_finished_query_freed_goes_back_to_the_os(tmp_path):
 
         connection = connect(DuckDBSettings("300MiB", 1, {str(tmp_path / "spill")!r}, "4GiB",
                                             "test", "test"))
+        # DuckDB's own thresholds, under which it keeps what a query freed.
+        connection.execute("SET allocator_flush_threshold = '128MiB'")
+        connection.execute("SET allocator_bulk_deallocation_flush_threshold = '512MiB'")
         before = anon()
         connection.execute(
             "SELECT count(*) FROM (SELECT i % 8000000 AS k, count(*) AS n, "
