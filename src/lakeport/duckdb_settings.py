@@ -67,8 +67,10 @@ MIN_MEMORY_PER_THREAD = 256 << 20
 # ShouldAndCanPrefetch at v1.5.5), which is kept: it saves object-store round trips.
 # It grows with what is spilled: at 8x a 512 MiB pod (5.4 GiB spilled, memory_limit
 # 282 MiB) the same query held 92 MiB outside the pool, and with 80 MiB kept here the run
-# peaked at 94% of the pod; with 104 MiB it peaked at 87% (and the generated workload at
-# 83%).
+# peaked at 94% of the pod; with 104 MiB at 87-90% in two runs (the generated workload
+# at 83-84%). DuckDB's own out-of-memory error is not monotonic in memory_limit, so a
+# smaller limit can fail where a larger one completes (catalog 4x failed at 262 MiB and
+# completed at 282): README, Benchmarks, holds the measured cliffs.
 DUCKDB_OWN_MEMORY = 104 << 20
 # DuckDB must stop spilling before the volume is full (an emptyDir over its sizeLimit
 # gets the pod evicted).
