@@ -23,7 +23,7 @@ def test_the_limit_connect_set_is_set_again_exactly(tmp_path):
     assert connection.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "1.1 GiB"
 
 
-def test_freed_memory_goes_back_to_the_os_at_a_low_threshold(tmp_path):
+def test_connect_sets_both_allocator_flush_thresholds_to_16_mib(tmp_path):
     connection = connect(_settings(tmp_path, "300MiB"))
     assert dict(connection.execute(
         "SELECT name, value FROM duckdb_settings() WHERE name IN "
