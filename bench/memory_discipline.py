@@ -18,6 +18,10 @@ each two ways:
   SPILL_VOLUME_PER_LIMIT times it), read from the child's own cgroup as in a run pod;
 - defaults: DuckDB as it configures itself (80% of the host's RAM, every core).
 
+A lakeport run builds its model again at a smaller memory_limit when DuckDB's own
+out-of-memory error stops it, as lakeport's dbt op does
+(lakeport.duckdb_settings.memory_limit_attempts); the limits it failed at are reported.
+
 Reported per run: outcome (ok / OOM-killed / error), wall time, the kernel's peak charge of
 the cgroup, the peak of anonymous memory, and the peak size of the spill directory.
 
@@ -131,7 +135,7 @@ def child(config: str, workload: str, orders: int, workdir: Path, limit_bytes: i
           platform_file: Path | None) -> int:
     import duckdb
 
-    from lakeport.duckdb_settings import connect, derive_duckdb_settings
+    from lakeport.duckdb_settings import connect, derive_duckdb_settings, memory_limit_attempts
 
     database = ":memory:" if workload == "generated" else workdir / "scratch.duckdb"
     if workload == "catalog":
@@ -148,9 +152,13 @@ def child(config: str, workload: str, orders: int, workdir: Path, limit_bytes: i
         settings = derive_duckdb_settings(bench_profile(limit_bytes), spill_dir=workdir / "spill")
         connection = connect(settings, database)
         derived = settings.as_metadata()
+        # As lakeport's dbt op does, the model is built again at a smaller memory_limit
+        # when DuckDB's own out-of-memory error stops it.
+        attempts = list(memory_limit_attempts(settings))
     else:
         connection = duckdb.connect(str(database))
         derived = {}
+        attempts = [None]
     effective = dict(
         connection.execute(
             "SELECT name, value FROM duckdb_settings() WHERE name IN "
@@ -166,18 +174,42 @@ def child(config: str, workload: str, orders: int, workdir: Path, limit_bytes: i
     started = time.monotonic()
     if workload == "generated":
         output = workdir / "result.parquet"
-        connection.execute(transform_sql(orders, str(output)))
+
+        def build_model():
+            connection.execute(transform_sql(orders, str(output)))
+
+        build_with_attempts(connection, attempts, build_model)
         groups, matched = connection.execute(
             f"SELECT count(*), sum(orders) FROM read_parquet('{output}')"
         ).fetchone()
     else:
-        groups, matched = _catalog_mart(connection, platform_file)
+        groups, matched = _catalog_mart(connection, platform_file, attempts)
     _say({"event": "done", "query_seconds": time.monotonic() - started, "groups": groups,
           "matched": matched})
     return 0
 
 
-def _catalog_mart(connection, platform_file: Path) -> tuple[int, int]:
+def build_with_attempts(connection, attempts: list, build_model) -> None:
+    """Run `build_model` under each of `attempts` in turn while DuckDB's own out-of-memory
+    error stops it. The op starts a new dbt process per attempt; here the same connection
+    gets the smaller limit (SET memory_limit evicts down to it and flushes the allocator)."""
+    import duckdb
+
+    from lakeport.duckdb_errors import is_out_of_memory
+
+    for number, settings in enumerate(attempts):
+        if settings is not None and number > 0:
+            settings.apply(connection)
+        try:
+            build_model()
+            return
+        except duckdb.OutOfMemoryException as exc:
+            if settings is None or number == len(attempts) - 1 or not is_out_of_memory(str(exc)):
+                raise
+            _say({"event": "out_of_memory", "memory_limit": settings.memory_limit})
+
+
+def _catalog_mart(connection, platform_file: Path, attempts: list) -> tuple[int, int]:
     """What a run pod does for one model: its upstream from the catalog into the scratch,
     the model as a table there, the table published to the catalog."""
     from lakeport.catalog import load_catalog
@@ -193,7 +225,12 @@ def _catalog_mart(connection, platform_file: Path) -> tuple[int, int]:
     fill_scratch(connection, catalog, ScratchPlan(
         from_catalog={"source.bench.raw.orders": orders, "source.bench.raw.payments": payments}))
     connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{mart.schema}"')
-    connection.execute(f"CREATE TABLE {mart.sql} AS {mart_sql(orders.sql, payments.sql)}")
+
+    def build_model():
+        connection.execute(
+            f"CREATE OR REPLACE TABLE {mart.sql} AS {mart_sql(orders.sql, payments.sql)}")
+
+    build_with_attempts(connection, attempts, build_model)
     publish(catalog, mart.identifier, query_rows(connection, f"SELECT * FROM {mart.sql}"))
     # Read back from the catalog: the published table is the result.
     published = catalog.load_table(mart.identifier).metadata_location.replace("'", "''")
@@ -287,6 +324,9 @@ class Run:
     duckdb_settings: dict = field(default_factory=dict)
     lakeport_settings: dict = field(default_factory=dict)
     result_checks: dict = field(default_factory=dict)
+    # The memory limits at which DuckDB's own out-of-memory error stopped the model, which
+    # was then built again at the next smaller one (lakeport runs only).
+    out_of_memory_at: list = field(default_factory=list)
     error: str | None = None
 
     @property
@@ -373,6 +413,8 @@ def _measure(run: Run, cgroup, workdir: Path, inputs: CatalogInputs | None) -> N
     start = next((m for m in messages if m.get("event") == "start"), {})
     done = next((m for m in messages if m.get("event") == "done"), None)
     run.duckdb_settings = start.get("settings", {})
+    run.out_of_memory_at = [m["memory_limit"] for m in messages
+                            if m.get("event") == "out_of_memory"]
     run.lakeport_settings = start.get("derived", {})
     if done is not None:
         run.query_seconds = done["query_seconds"]
@@ -466,11 +508,12 @@ def run_size(limit_mib: int, workloads: list[str], factors: list[float],
           f"{profile.spill_volume_size}; transform = join + GROUP BY + ORDER BY\n")
     print_table(
         ["workload", "data", "config", "outcome", "wall", "cgroup peak", "anon peak", "spilled",
-         "memory_limit", "threads"],
+         "memory_limit", "threads", "out of memory at"],
         [[r.workload, f"{r.factor:g}x ({mib(r.data_bytes)})", r.config, r.outcome,
           seconds(r.wall_seconds), f"{mib(r.kernel_peak_bytes)}",
           f"{mib(r.anon_peak_bytes)} ({r.anon_peak_fraction:.0%})", mib(r.spill_peak_bytes),
-          r.duckdb_settings.get("memory_limit"), r.duckdb_settings.get("threads")]
+          r.duckdb_settings.get("memory_limit"), r.duckdb_settings.get("threads"),
+          ", ".join(r.out_of_memory_at) or "-"]
          for r in runs],
     )
     targets = evaluate(runs)

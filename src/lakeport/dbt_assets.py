@@ -21,7 +21,10 @@ snapshot written. Every materialization records the DuckDB settings used.
 A dbt error (bad SQL, a failing test) is raised as a Failure that is not retried: the
 same SQL fails the same way. A dbt failure whose cause is outside the SQL and passes
 (another process holding DuckDB's write lock on the database file) is retried by the
-policy, as is anything else (the catalog, S3).
+policy, as is anything else (the catalog, S3). One kind of dbt failure is retried inside
+the op instead: when DuckDB's own out-of-memory error is the only error, what it stopped
+and what dbt skipped after it are built again at a smaller memory_limit, since that error
+is not monotonic in the limit (lakeport.duckdb_settings.memory_limit_attempts).
 """
 
 import contextlib
@@ -29,6 +32,7 @@ import importlib.metadata
 import os
 import sys
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,7 @@ from lakeport.duckdb_settings import (
     connect,
     default_spill_dir,
     derive_duckdb_settings,
+    memory_limit_attempts,
 )
 from lakeport.iceberg_publish import (
     Append,
@@ -229,13 +234,7 @@ class _DbtBuild:
         if days is not None:
             environment.update({PARTITION_START_ENV: str(days[0]), PARTITION_END_ENV: str(days[1])})
 
-        with _environment(environment):
-            # dbt starts here, and takes the variables with it.
-            invocation = dbt.cli(
-                ["build", *self._view_rebuild_args(context, selected, plan.views_to_build)],
-                context=context, raise_on_error=False,
-            )
-
+        args = ["build", *self._view_rebuild_args(context, selected, plan.views_to_build)]
         # Events go to Dagster as dbt produces them, so Dagster's handling of each
         # overlaps dbt's run, up to the first node stored in Iceberg: its Output waits
         # until it is written (dbt holds DuckDB's write lock until it exits, and the
@@ -243,26 +242,45 @@ class _DbtBuild:
         # requires a multi-asset's outputs in topological order.
         held: list = []
         built: list[dg.Output] = []
-        selected_outputs = set(context.selected_output_names)
-        for event in invocation.stream():
-            if isinstance(event, dg.Output) and event.output_name not in selected_outputs:
-                continue  # a view rebuilt only because the selection reads through it
-            stored = isinstance(event, dg.Output) and self._is_stored(event)
-            if stored:
-                built.append(event)
-            elif isinstance(event, dg.Output):
-                event = event.with_metadata({**event.metadata, **settings.as_metadata()})
-            if held or stored:
-                held.append(event)
-                continue
-            yield event
+        attempts = memory_limit_attempts(settings)
+        attempt_settings = next(attempts)
+        done: list[str] = []  # nodes an earlier attempt completed
+        while True:
+            with _environment({**environment, SETTINGS_ENV: attempt_settings.to_json()}):
+                # dbt starts here, and takes the variables with it.
+                invocation = dbt.cli(args, context=context, raise_on_error=False)
+            yield from self._stream(context, invocation, attempt_settings, held, built)
+            again = None if invocation.is_successful() else _out_of_memory_nodes(invocation)
+            retry_settings = next(attempts, None) if again else None
+            if retry_settings is None:
+                break
+            # What DuckDB's own out-of-memory error stopped is built again, with what it
+            # skipped, at a smaller limit (the error is not monotonic in memory_limit);
+            # what was built stays in the scratch, where the rebuild reads it.
+            context.log.warning(
+                f"DuckDB ran out of memory at memory_limit {attempt_settings.memory_limit} "
+                f"building {', '.join(sorted(again.failed))}; building it"
+                + (f" and the {len(again.skipped)} node(s) skipped after it" if again.skipped
+                   else "")
+                + f" again at memory_limit {retry_settings.memory_limit}"
+            )
+            attempt_settings = retry_settings
+            # dagster-dbt adds the op's own selection to any it is given (dbt unions
+            # repeated --select; dagster_dbt/asset_utils.py,
+            # get_updated_cli_invocation_params_for_context, at 0.29.27), so what
+            # completed is excluded rather than the rest selected alone.
+            done += again.done
+            args = ["build", "--select", " ".join(selectors(self.manifest, again.unique_ids))]
+            if done:
+                args += ["--exclude", " ".join(selectors(self.manifest, done))]
 
-        published = self._publish(context, settings, database, catalog, access, built, days, bases)
+        published = self._publish(
+            context, attempt_settings, database, catalog, access, built, days, bases
+        )
         for event in held:
             if isinstance(event, dg.Output):
-                unique_id = _unique_id(event)
                 event = event.with_metadata(
-                    {**event.metadata, **settings.as_metadata(), **published.get(unique_id, {})}
+                    {**event.metadata, **published.get(_unique_id(event), {})}
                 )
             yield event
 
@@ -270,12 +288,30 @@ class _DbtBuild:
             error = invocation.get_error()
             # DuckDB out of spill or memory: say which profile field to change. The same
             # selection under the same profile fails the same way, so no retry.
-            sized = duckdb_errors.explain(str(error), profile_name, profile, settings)
+            sized = duckdb_errors.explain(str(error), profile_name, profile, attempt_settings)
             raise dg.Failure(
                 description=f"dbt build failed: {sized + '. ' if sized else ''}{error}",
                 metadata={"dbt/target_path": str(invocation.target_path)},
                 allow_retries=sized is None and is_transient_dbt_error(str(error)),
             )
+
+    def _stream(self, context, invocation, settings, held: list, built: list) -> Iterator:
+        """Yield the invocation's events that can go now; hold the rest in `held`, and
+        collect the Outputs of tables to write to Iceberg in `built`."""
+        selected_outputs = set(context.selected_output_names)
+        for event in invocation.stream():
+            if isinstance(event, dg.Output):
+                if event.output_name not in selected_outputs:
+                    continue  # a view rebuilt only because the selection reads through it
+                event = event.with_metadata({**event.metadata, **settings.as_metadata()})
+                if self._is_stored(event):
+                    built.append(event)
+                    held.append(event)
+                    continue
+            if held:
+                held.append(event)
+                continue
+            yield event
 
     def _selected_unique_ids(self, context: dg.AssetExecutionContext) -> list[str]:
         if self._unique_ids is None:
@@ -401,6 +437,53 @@ class _DbtBuild:
         now = connection.execute(f"select count(*) from {base.relation.sql}").fetchone()[0]
         removed = base.row_count + added - now
         return (increment if removed == 0 else None), added
+
+
+@dataclass(frozen=True)
+class OutOfMemoryNodes:
+    """What one dbt build left undone because DuckDB ran out of memory."""
+
+    failed: tuple[str, ...]  # names of the nodes DuckDB's own out-of-memory error stopped
+    skipped: tuple[str, ...]  # names of the nodes dbt skipped after them
+    unique_ids: tuple[str, ...]  # both, to select again
+    done: tuple[str, ...] = ()  # unique ids of the nodes that completed, not to run again
+
+
+def out_of_memory_nodes(
+    run_results: Mapping[str, Any], manifest: Mapping[str, Any]
+) -> OutOfMemoryNodes | None:
+    """The nodes to build again when DuckDB's own out-of-memory error is the only error in
+    a build's run_results.json; None when anything else failed (a failing test, bad SQL,
+    the spill volume full), since what dbt skipped after that must stay skipped."""
+    nodes = manifest["nodes"]
+    failed, skipped, done = [], [], []
+    for result in run_results.get("results", ()):
+        status, unique_id = result.get("status"), result.get("unique_id")
+        if status in ("error", "fail", "runtime error"):
+            if status != "error" or not duckdb_errors.is_out_of_memory(result.get("message") or ""):
+                return None
+            failed.append(unique_id)
+        elif status == "skipped":
+            skipped.append(unique_id)
+        elif unique_id in nodes:
+            done.append(unique_id)
+    if not failed or any(unique_id not in nodes for unique_id in failed):
+        return None
+    skipped = [unique_id for unique_id in skipped if unique_id in nodes]
+    return OutOfMemoryNodes(
+        failed=tuple(nodes[u]["name"] for u in failed),
+        skipped=tuple(nodes[u]["name"] for u in skipped),
+        unique_ids=tuple(failed + skipped),
+        done=tuple(done),
+    )
+
+
+def _out_of_memory_nodes(invocation) -> OutOfMemoryNodes | None:
+    try:
+        run_results = invocation.get_artifact("run_results.json")
+    except (OSError, ValueError):
+        return None  # dbt stopped before it wrote its results: nothing to go on
+    return out_of_memory_nodes(run_results, invocation.manifest)
 
 
 def _unique_id(event: dg.Output) -> str | None:

@@ -44,7 +44,7 @@ def explain(
             f"more before it finished. Set resourceProfiles.{profile_name}.spillVolumeSize to "
             f"at least {needed}, or run it under a larger profile (tag lakeport/profile)"
         )
-    if _POOL_FULL.search(message):
+    if is_out_of_memory(message):
         return (
             f"DuckDB ran out of the memory resource profile '{profile_name}' gives it "
             f"(memory_limit {settings.memory_limit}: {settings.memory_limit_source}; "
@@ -53,6 +53,12 @@ def explain(
             f"(tag lakeport/profile)"
         )
     return None
+
+
+def is_out_of_memory(message: str) -> bool:
+    """Whether `message` is DuckDB's own out-of-memory error (its buffer pool full of memory
+    it could not evict), as opposed to its spill volume filling or any other error."""
+    return _POOL_FULL.search(message) is not None and _SPILL_FULL.search(message) is None
 
 
 def spill_volume_needed(spill_volume_size: str) -> str:

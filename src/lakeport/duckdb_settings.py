@@ -15,9 +15,11 @@ Every DuckDB connection lakeport opens goes through `connect()`, and dbt-duckdb 
 the same settings through lakeport's dbt-duckdb plugin (lakeport.dbt_duckdb_plugin).
 """
 
+import dataclasses
 import math
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from lakeport.cgroup_limits import ContainerLimits, cpu_threads, read_container_limits
@@ -72,6 +74,18 @@ MIN_MEMORY_PER_THREAD = 256 << 20
 # smaller limit can fail where a larger one completes (catalog 4x failed at 262 MiB and
 # completed at 282): README, Benchmarks, holds the measured cliffs.
 DUCKDB_OWN_MEMORY = 104 << 20
+# DuckDB's own out-of-memory error is not monotonic in memory_limit: its sort and its hash
+# aggregate size their runs and partitions from the memory they hold at that moment
+# (SortGlobalSinkState::TryIncreaseReservation, src/common/sort/sort.cpp, and
+# RadixHTConfig::ExternalRadixBits, src/execution/radix_partitioned_hashtable.cpp, at
+# v1.5.5), so a query that fails at one limit can complete at a nearby smaller one. A dbt
+# build whose only errors are that one builds what failed again at these fractions of the
+# run's limit, in turn (lakeport.dbt_assets). Smaller, never larger: more than the derived
+# limit would take the pod over its own. Measured with bench/memory_discipline.py at a
+# 512 MiB pod, one thread: the generated workload at 8x failed at 313 and 324 MiB and
+# completed at 282-300 MiB; the catalog workload at 4x failed at 260-262 MiB and completed
+# at 234 MiB (0.9x) and 210 MiB (0.8x), both inside 76% of the pod.
+OUT_OF_MEMORY_RETRY_FRACTIONS = (0.9, 0.8)
 # DuckDB must stop spilling before the volume is full (an emptyDir over its sizeLimit
 # gets the pod evicted).
 SPILL_HEADROOM_FRACTION = 0.9
@@ -144,6 +158,32 @@ def derive_duckdb_settings(
         max_temp_directory_size=_mib(max_temp),
         memory_limit_source=memory_source,
         threads_source=threads_source,
+    )
+
+
+def memory_limit_attempts(settings: DuckDBSettings) -> Iterator[DuckDBSettings]:
+    """The settings to build with, in turn, while DuckDB's own out-of-memory error stops
+    the build: the run's, then each of OUT_OF_MEMORY_RETRY_FRACTIONS of its limit."""
+    yield settings
+    for fraction in OUT_OF_MEMORY_RETRY_FRACTIONS:
+        yield with_smaller_memory_limit(settings, fraction)
+
+
+def with_smaller_memory_limit(settings: DuckDBSettings, fraction: float) -> DuckDBSettings:
+    """`settings` with `fraction` of their memory limit, for a build DuckDB's own
+    out-of-memory error stopped (see OUT_OF_MEMORY_RETRY_FRACTIONS)."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"a smaller memory limit needs a fraction in (0, 1), not {fraction}")
+    if not settings.memory_limit.endswith("MiB"):
+        raise ValueError(f"memory_limit {settings.memory_limit!r} is not in MiB")
+    memory = int(memory_bytes(settings.memory_limit.removesuffix("B")) * fraction)
+    return dataclasses.replace(
+        settings,
+        memory_limit=_mib(memory),
+        memory_limit_source=(
+            f"{fraction:g} x {settings.memory_limit} ({settings.memory_limit_source}), after "
+            f"DuckDB ran out of memory at {settings.memory_limit}"
+        ),
     )
 
 

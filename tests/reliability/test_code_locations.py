@@ -67,8 +67,11 @@ def test_an_asset_backfill_of_a_large_asset_runs_on_the_large_profile(fault_plat
     runs = wait_for("the backfill's two runs",
                     lambda: len(r := _runs(fault_platform, backfill_filter)) == 2 and r,
                     timeout=180)
-    for run in runs:
-        assert wait_finished(fault_platform, run["runId"]) == "SUCCESS"
+    for listed in runs:
+        assert wait_finished(fault_platform, listed["runId"]) == "SUCCESS"
+        # Read the run again once it has finished: the daemon stores a run before it
+        # submits it, so the listing above can predate the coordinator's tags.
+        (run,) = _runs(fault_platform, {"runIds": [listed["runId"]]})
         _assert_large(fault_platform, run)
 
 
@@ -79,7 +82,8 @@ def test_dagsters_own_automation_sensor_runs_a_large_asset_on_the_large_profile(
         return [r for r in runs if [a["path"] for a in r["assetSelection"] or []] == [
             ["big_automated"]]]
 
-    (run, *_) = wait_for("a run of big_automated requested by team_automation",
-                         automated_runs, timeout=240, interval=3)
-    assert wait_finished(fault_platform, run["runId"]) == "SUCCESS"
+    (listed, *_) = wait_for("a run of big_automated requested by team_automation",
+                            automated_runs, timeout=240, interval=3)
+    assert wait_finished(fault_platform, listed["runId"]) == "SUCCESS"
+    (run,) = _runs(fault_platform, {"runIds": [listed["runId"]]})
     _assert_large(fault_platform, run)

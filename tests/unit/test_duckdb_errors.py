@@ -49,3 +49,14 @@ def test_other_errors_are_left_alone():
 def test_the_size_asked_for_is_whole_gibibytes_above_the_volume():
     assert spill_volume_needed("10Gi") == "20Gi"
     assert spill_volume_needed("1500Mi") == "3Gi"
+
+
+def test_only_a_full_buffer_pool_is_out_of_memory():
+    from lakeport.duckdb_errors import is_out_of_memory
+
+    assert is_out_of_memory(POOL_FULL)
+    assert is_out_of_memory("Out of Memory Error: failed to allocate data of size 64.0 MiB "
+                            "(64.0 MiB/100.0 MiB used)")
+    # The spill volume filling is not helped by a smaller memory limit.
+    assert not is_out_of_memory(SPILL_FULL)
+    assert not is_out_of_memory('Binder Error: column "no_such_column" not found')
