@@ -192,14 +192,20 @@ def child(config: str, workload: str, orders: int, workdir: Path, limit_bytes: i
 def build_with_attempts(connection, attempts: list, build_model) -> None:
     """Run `build_model` under each of `attempts` in turn while DuckDB's own out-of-memory
     error stops it. The op starts a new dbt process per attempt; here the same connection
-    gets the smaller limit (SET memory_limit evicts down to it and flushes the allocator)."""
+    gets the smaller limit (SET memory_limit evicts down to it and flushes the allocator).
+    Only the limit: DuckDB refuses to set temp_directory again once it has spilled there,
+    even to the same path ("Cannot switch temporary directory after the current one has
+    been used")."""
     import duckdb
 
+    from lakeport.duckdb_connection import MEMORY_LIMIT_VARIABLE
     from lakeport.duckdb_errors import is_out_of_memory
 
     for number, settings in enumerate(attempts):
         if settings is not None and number > 0:
-            settings.apply(connection)
+            connection.execute(f"SET memory_limit = '{settings.memory_limit}'")
+            connection.execute(f"SET VARIABLE {MEMORY_LIMIT_VARIABLE} = "
+                               f"'{settings.memory_limit}'")
         try:
             build_model()
             return

@@ -315,8 +315,9 @@ class _DbtBuild:
 
     def _selected_unique_ids(self, context: dg.AssetExecutionContext) -> list[str]:
         if self._unique_ids is None:
+            # The spec's key, not get_asset_key: a component's translation may change it.
             self._unique_ids = {
-                self.translator.get_asset_key(node): unique_id
+                self.translator.get_asset_spec(self.manifest, unique_id, None).key: unique_id
                 for unique_id, node in self.manifest["nodes"].items()
                 if node["resource_type"] in ("model", "seed", "snapshot")
             }

@@ -37,9 +37,12 @@ def build_lakehouse_definitions(
     group_profiles: Mapping[str, str] | None = None,
     retry_policy: dg.RetryPolicy | None = DEFAULT_RETRY_POLICY,
     python_assets: Sequence[dg.AssetsDefinition] = (),
+    translator: LakeportDbtTranslator | None = None,
 ) -> dg.Definitions:
     """The code location's Definitions. `python_assets` join the same job, lineage and
-    automation; they get the resource `lakehouse` (lakeport.lakehouse_io.IcebergTables)."""
+    automation; they get the resource `lakehouse` (lakeport.lakehouse_io.IcebergTables).
+    `translator` replaces lakeport's own (lakeport.component passes one that applies a
+    component's translation); it is built with `group_profiles`."""
     project_dir = Path(project_dir).resolve()
     manifest = load_manifest(project_dir)
     # The manifest (a million objects for 1,000 models) lives as long as the code location
@@ -49,7 +52,7 @@ def build_lakehouse_definitions(
     # is frozen with it; a code location made once per process loses nothing by that.
     gc.freeze()
     project = DbtProject(project_dir=project_dir, profiles_dir=project_dir)
-    translator = LakeportDbtTranslator(platform, group_profiles)
+    translator = translator or LakeportDbtTranslator(platform, group_profiles)
     partitions_def = dg.DailyPartitionsDefinition(start_date=partitions_start_date)
     assets = build_dbt_assets(
         project=project,

@@ -1,0 +1,1 @@
+"""The demo's defs folder: one lakeport.LakeportDbtComponent (lakehouse/defs.yaml)."""
