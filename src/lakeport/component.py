@@ -30,14 +30,20 @@ get_package_objects_in_module, at 1.13.27), which `lakeport/__init__.py` answers
 """
 
 import importlib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import dagster as dg
+from dagster.components.component.component_scaffolder import Scaffolder
+from dagster.components.component_scaffolding import scaffold_component
+from dagster.components.scaffold.scaffold import ScaffoldRequest, scaffold_with
 from dagster.components.utils.translation import TranslationFn, TranslationFnResolver
 from dagster_dbt import DbtProject
+from pydantic import BaseModel, Field
 
 from lakeport.dbt_assets import DEFAULT_RETRY_POLICY
 from lakeport.platform import Platform
@@ -57,6 +63,36 @@ class RetryPolicyArgs(dg.Resolvable):
         return dg.RetryPolicy(max_retries=self.max_retries, delay=self.delay, backoff=backoff)
 
 
+class ScaffoldParams(BaseModel):
+    """`dg scaffold defs lakeport.LakeportDbtComponent PATH --project-path DIR ...`"""
+
+    project_path: str = Field(description="The dbt project's directory")
+    partitions_start_date: str = Field(
+        default_factory=lambda: date.today().replace(month=1, day=1).isoformat(),
+        description="First day of the daily partitions (default: January 1st this year)",
+    )
+
+
+class LakeportDbtComponentScaffolder(Scaffolder[ScaffoldParams]):
+    """Writes a defs.yaml naming the dbt project relative to itself, as `project` reads it."""
+
+    @classmethod
+    def get_scaffold_params(cls) -> type[ScaffoldParams]:
+        return ScaffoldParams
+
+    def scaffold(self, request: ScaffoldRequest[ScaffoldParams]) -> None:
+        project = Path(request.params.project_path).resolve()
+        if not (project / "dbt_project.yml").is_file():
+            raise ValueError(f"--project-path {request.params.project_path}: no dbt_project.yml "
+                             f"in {project}")
+        relative = os.path.relpath(project, request.target_path.resolve())
+        scaffold_component(request, {
+            "project": relative,
+            "partitions_start_date": request.params.partitions_start_date,
+        })
+
+
+@scaffold_with(LakeportDbtComponentScaffolder)
 @dataclass
 class LakeportDbtComponent(dg.Component, dg.Resolvable):
     """A dbt project on lakeport: its models as assets on the Iceberg catalog, its tests as

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from lakeport.component import LakeportDbtComponent
 from lakeport.config import PLATFORM_FILE_ENV, load_platform
@@ -140,3 +141,46 @@ def test_the_code_location_is_dgs_defs_folder_without_the_component_type_catalog
     assert set(ours.get_top_level_resources()) == set(dagsters.get_top_level_resources())
     assert PLUGIN_COMPONENT_TYPES_JSON_METADATA_KEY in dagsters.metadata
     assert PLUGIN_COMPONENT_TYPES_JSON_METADATA_KEY not in ours.metadata
+
+
+def test_dg_scaffolds_a_defs_yaml_for_a_teams_dbt_project(tmp_path):
+    """A team's dg project: `dg scaffold defs` writes the component with the dbt project
+    relative to the new defs folder, and that defs.yaml loads."""
+    (tmp_path / "dg.toml").write_text(
+        'directory_type = "project"\n\n[project]\nroot_module = "team_location"\n')
+    (tmp_path / "src/team_location/defs").mkdir(parents=True)
+    for package in ("src/team_location", "src/team_location/defs"):
+        (tmp_path / package / "__init__.py").touch()
+    scaffolded = subprocess.run(
+        [DG, "scaffold", "defs", "lakeport.LakeportDbtComponent", "shop",
+         "--project-path", str(DBT_PROJECT_DIR), "--partitions-start-date", "2025-01-01"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, PLATFORM_FILE_ENV: str(PLATFORM_FILE)},
+    )
+    assert scaffolded.returncode == 0, scaffolded.stdout + scaffolded.stderr
+    defs_dir = tmp_path / "src/team_location/defs/shop"
+    written = yaml.safe_load((defs_dir / "defs.yaml").read_text())
+    assert written["type"] == "lakeport.LakeportDbtComponent"
+    assert written["attributes"] == {
+        "project": os.path.relpath(DBT_PROJECT_DIR, defs_dir),
+        "partitions_start_date": "2025-01-01"}
+    component = LakeportDbtComponent.resolve_from_yaml(json.dumps(written["attributes"]))
+    defs = component.build_defs_for_platform(load_platform(PLATFORM_FILE), defs_dir)
+    assert dg.AssetKey(["marts", "fct_orders"]) in {
+        spec.key for a in defs.assets for spec in a.specs}
+
+
+def test_scaffolding_without_a_dbt_project_fails_naming_the_path(tmp_path):
+    (tmp_path / "dg.toml").write_text(
+        'directory_type = "project"\n\n[project]\nroot_module = "team_location"\n')
+    (tmp_path / "src/team_location/defs").mkdir(parents=True)
+    for package in ("src/team_location", "src/team_location/defs"):
+        (tmp_path / package / "__init__.py").touch()
+    scaffolded = subprocess.run(
+        [DG, "scaffold", "defs", "lakeport.LakeportDbtComponent", "shop",
+         "--project-path", str(tmp_path / "nowhere")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert scaffolded.returncode != 0
+    assert f"--project-path {tmp_path / 'nowhere'}: no dbt_project.yml" in scaffolded.stderr
+    assert not (tmp_path / "src/team_location/defs/shop/defs.yaml").exists()
