@@ -5,8 +5,10 @@ Writes a directory that is the build context of the team's image:
     NAME/
       Dockerfile               FROM the lakeport base image (the package, no demo); it
                                compiles the dbt manifest at build (`lakeport prepare-dbt`)
+      dg.toml                  makes NAME a Dagster (`dg`) project rooted at <module>
       <module>/__init__.py
-      <module>/definitions.py  `defs` from lakeport.build_lakehouse_definitions
+      <module>/defs/lakehouse/defs.yaml  a lakeport.LakeportDbtComponent for the project
+      <module>/definitions.py  `defs`: the defs folder (lakeport.component.load_code_location)
       <module>/dbt_project/    a copy of the project, with the profiles.yml lakeport needs
       platform-location.yaml   the `codeLocations` entry to add to platform.yaml
 
@@ -85,7 +87,11 @@ def new_location(
                         ignore=lambda _dir, names: [n for n in names if n in SKIPPED])
         (package / "dbt_project" / "profiles.yml").write_text(_profiles_yml(profile))
         (package / "__init__.py").write_text(f'"""The code location {name}."""\n')
-        (package / "definitions.py").write_text(_definitions_py(name, start))
+        (package / "definitions.py").write_text(_definitions_py(name))
+        (package / "defs" / "lakehouse").mkdir(parents=True)
+        (package / "defs" / "__init__.py").write_text(f'"""The defs folder of {name}."""\n')
+        (package / "defs" / "lakehouse" / "defs.yaml").write_text(_defs_yaml(start))
+        (staging / "dg.toml").write_text(_dg_toml(module))
         (staging / "Dockerfile").write_text(_dockerfile(name, module, base_image))
         (staging / "platform-location.yaml").write_text(
             _location_yaml(name, module, image_repository or name)
@@ -129,11 +135,13 @@ def _profiles_yml(profile: str) -> str:
 """
 
 
-def _definitions_py(name: str, start: str) -> str:
+def _definitions_py(name: str) -> str:
     return f'''\
 """The code location {name} (`dagster api grpc --module-name ...`), written by
 `lakeport new-location`.
 
+A Dagster project (dg.toml beside this package): its defs folder declares the dbt project
+as a lakeport.LakeportDbtComponent (defs/lakehouse/defs.yaml; `dg check defs` checks it).
 Its dbt models are assets, its tests asset checks, all in `lakehouse_job` on a skipping
 daily schedule; a model's `meta: {{lakeport: {{profile: large}}}}` asks for a bigger run
 pod. The manifest is compiled when the image is built; nothing parses dbt on import.
@@ -141,18 +149,31 @@ pod. The manifest is compiled when the image is built; nothing parses dbt on imp
 
 from pathlib import Path
 
-from lakeport.config import load_effective_platform
-from lakeport.lakehouse import build_lakehouse_definitions
+from lakeport.component import load_code_location
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parent / "dbt_project"
-
-defs = build_lakehouse_definitions(
-    DBT_PROJECT_DIR,
-    load_effective_platform(),
-    # The first day of daily-partitioned models.
-    partitions_start_date="{start}",
-)
+defs = load_code_location(Path(__file__).resolve().parent)
 '''
+
+
+def _defs_yaml(start: str) -> str:
+    return f"""\
+# Written by `lakeport new-location`; yours to change (README: As a Dagster Component).
+type: lakeport.LakeportDbtComponent
+attributes:
+  project: ../../dbt_project
+  # The first day of daily-partitioned models.
+  partitions_start_date: "{start}"
+"""
+
+
+def _dg_toml(module: str) -> str:
+    return f"""\
+# Written by `lakeport new-location`: this directory is a Dagster project (`dg`).
+directory_type = "project"
+
+[project]
+root_module = "{module}"
+"""
 
 
 def _dockerfile(name: str, module: str, base_image: str) -> str:
@@ -172,6 +193,7 @@ ARG LAKEPORT_BASE_IMAGE={base_image}
 FROM ${{LAKEPORT_BASE_IMAGE}}
 
 USER 0
+COPY dg.toml /app/locations/dg.toml
 COPY {module} /app/locations/{module}
 # The dbt manifest is compiled here, so no pod parses dbt at start-up; dbt writes each
 # run's artifacts to target/ and logs/, which the run's user owns.

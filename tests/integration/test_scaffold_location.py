@@ -39,7 +39,8 @@ def scaffold(tmp_path_factory):
 def test_the_scaffold_writes_a_location_its_dockerfile_and_block(scaffold):
     files = {str(p.relative_to(scaffold)) for p in scaffold.rglob("*") if p.is_file()}
     assert {"Dockerfile", "platform-location.yaml", "shop/__init__.py",
-            "shop/definitions.py", "shop/dbt_project/dbt_project.yml",
+            "shop/definitions.py", "dg.toml", "shop/defs/lakehouse/defs.yaml",
+            "shop/dbt_project/dbt_project.yml",
             "shop/dbt_project/profiles.yml", "shop/dbt_project/seeds/shop_sales.csv",
             "shop/dbt_project/models/marts/category_revenue.sql"} <= files
     # The team's own warehouse connection is not copied; lakeport's profile has its name.
@@ -51,6 +52,10 @@ def test_the_scaffold_writes_a_location_its_dockerfile_and_block(scaffold):
     assert "ARG LAKEPORT_BASE_IMAGE=lakeport-base:0.1.0" in dockerfile
     assert "RUN lakeport prepare-dbt /app/locations/shop/dbt_project" in dockerfile
     assert '"--module-name", "shop.definitions", "--host"' in dockerfile
+    assert "COPY dg.toml /app/locations/dg.toml" in dockerfile
+    component = yaml.safe_load((scaffold / "shop/defs/lakehouse/defs.yaml").read_text())
+    assert component["type"] == "lakeport.LakeportDbtComponent"
+    assert component["attributes"]["project"] == "../../dbt_project"
     # The Dockerfile passes the linter the repository's own pass.
     hadolint = Path(sys.executable).parent / "hadolint"
     lint = subprocess.run([str(hadolint), str(scaffold / "Dockerfile")],
