@@ -287,7 +287,8 @@ class _DbtBuild:
         if not invocation.is_successful():
             error = invocation.get_error()
             # DuckDB out of spill or memory: say which profile field to change. The same
-            # selection under the same profile fails the same way, so no retry.
+            # selection under the same profile fails the same way (out of memory: at the
+            # smaller limits tried above too), so no retry by the policy.
             sized = duckdb_errors.explain(str(error), profile_name, profile, attempt_settings)
             raise dg.Failure(
                 description=f"dbt build failed: {sized + '. ' if sized else ''}{error}",

@@ -143,14 +143,19 @@ def test_the_code_location_is_dgs_defs_folder_without_the_component_type_catalog
     assert PLUGIN_COMPONENT_TYPES_JSON_METADATA_KEY not in ours.metadata
 
 
+def _team_project(root: Path) -> None:
+    """An empty dg project at `root`, its package `team_location` under src/."""
+    (root / "dg.toml").write_text(
+        'directory_type = "project"\n\n[project]\nroot_module = "team_location"\n')
+    (root / "src/team_location/defs").mkdir(parents=True)
+    for package in ("src/team_location", "src/team_location/defs"):
+        (root / package / "__init__.py").touch()
+
+
 def test_dg_scaffolds_a_defs_yaml_for_a_teams_dbt_project(tmp_path):
     """A team's dg project: `dg scaffold defs` writes the component with the dbt project
     relative to the new defs folder, and that defs.yaml loads."""
-    (tmp_path / "dg.toml").write_text(
-        'directory_type = "project"\n\n[project]\nroot_module = "team_location"\n')
-    (tmp_path / "src/team_location/defs").mkdir(parents=True)
-    for package in ("src/team_location", "src/team_location/defs"):
-        (tmp_path / package / "__init__.py").touch()
+    _team_project(tmp_path)
     scaffolded = subprocess.run(
         [DG, "scaffold", "defs", "lakeport.LakeportDbtComponent", "shop",
          "--project-path", str(DBT_PROJECT_DIR), "--partitions-start-date", "2025-01-01"],
@@ -171,11 +176,7 @@ def test_dg_scaffolds_a_defs_yaml_for_a_teams_dbt_project(tmp_path):
 
 
 def test_scaffolding_without_a_dbt_project_fails_naming_the_path(tmp_path):
-    (tmp_path / "dg.toml").write_text(
-        'directory_type = "project"\n\n[project]\nroot_module = "team_location"\n')
-    (tmp_path / "src/team_location/defs").mkdir(parents=True)
-    for package in ("src/team_location", "src/team_location/defs"):
-        (tmp_path / package / "__init__.py").touch()
+    _team_project(tmp_path)
     scaffolded = subprocess.run(
         [DG, "scaffold", "defs", "lakeport.LakeportDbtComponent", "shop",
          "--project-path", str(tmp_path / "nowhere")],
