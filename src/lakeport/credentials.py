@@ -13,6 +13,8 @@ CATALOG_CREDENTIAL_ENV = "LAKEPORT_CATALOG_CREDENTIAL"
 # The standard names, so boto3, dagster-aws and DuckDB's httpfs all find them.
 S3_ACCESS_KEY_ID_ENV = "AWS_ACCESS_KEY_ID"
 S3_SECRET_ACCESS_KEY_ENV = "AWS_SECRET_ACCESS_KEY"
+# The Bearer token of the OpenLineage HTTP endpoint (lineage.transport.tokenSecret).
+LINEAGE_TOKEN_ENV = "LAKEPORT_LINEAGE_TOKEN"
 
 
 class MissingSecretError(RuntimeError):

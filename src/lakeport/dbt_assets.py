@@ -61,6 +61,7 @@ from lakeport.iceberg_publish import (
     query_rows,
     unchanged,
 )
+from lakeport.lineage import RunLineage, commit_lineage
 from lakeport.platform import Platform
 from lakeport.profiles import PROFILE_TAG, SPILL_MOUNT_PATH
 from lakeport.run_scratch import (
@@ -242,6 +243,7 @@ class _DbtBuild:
         # requires a multi-asset's outputs in topological order.
         held: list = []
         built: list[dg.Output] = []
+        invocations: list = []  # every dbt build of this op, for its lineage
         attempts = memory_limit_attempts(settings)
         attempt_settings = next(attempts)
         done: list[str] = []  # nodes an earlier attempt completed
@@ -249,6 +251,7 @@ class _DbtBuild:
             with _environment({**environment, SETTINGS_ENV: attempt_settings.to_json()}):
                 # dbt starts here, and takes the variables with it.
                 invocation = dbt.cli(args, context=context, raise_on_error=False)
+            invocations.append(invocation)
             yield from self._stream(context, invocation, attempt_settings, held, built)
             again = None if invocation.is_successful() else _out_of_memory_nodes(invocation)
             retry_settings = next(attempts, None) if again else None
@@ -274,8 +277,11 @@ class _DbtBuild:
             if done:
                 args += ["--exclude", " ".join(selectors(self.manifest, done))]
 
+        lineage = RunLineage.for_context(platform, context)
+        if lineage.enabled:
+            self._model_lineage(context, lineage, attempt_settings, database, invocations)
         published = self._publish(
-            context, attempt_settings, database, catalog, access, built, days, bases
+            context, attempt_settings, database, catalog, access, built, days, bases, lineage
         )
         for event in held:
             if isinstance(event, dg.Output):
@@ -382,8 +388,34 @@ class _DbtBuild:
         node = self.manifest["nodes"].get(_unique_id(output) or "")
         return node is not None and is_stored(node)
 
+    def _model_lineage(self, context, lineage, settings, database: Path, invocations) -> None:
+        """A START and COMPLETE/FAIL per model each build ran (lakeport.dbt_lineage), with
+        the columns the relations have in the scratch now."""
+        from lakeport.dbt_lineage import dbt_model_events, scratch_columns
+
+        try:
+            with contextlib.closing(connect(settings, database)) as connection:
+                columns = scratch_columns(connection)
+            for invocation in invocations:
+                try:
+                    run_results = invocation.get_artifact("run_results.json")
+                except (OSError, ValueError):
+                    continue  # dbt stopped before it wrote its results: nothing ran
+                try:
+                    # dbt's own manifest of the build holds each model's compiled SQL.
+                    manifest = invocation.get_artifact("manifest.json")
+                except (OSError, ValueError):
+                    manifest = self.manifest
+                for event in dbt_model_events(lineage, manifest, run_results, columns):
+                    lineage.emit(event)
+        except Exception as exc:  # lineage must never fail the run
+            context.log.warning(
+                f"OpenLineage: the dbt models' events could not be made from dbt's artifacts "
+                f"({type(exc).__name__}: {exc}); the run goes on without them"
+            )
+
     def _publish(
-        self, context, settings, database: Path, catalog, access, built, days, bases
+        self, context, settings, database: Path, catalog, access, built, days, bases, lineage
     ) -> dict[str, dict]:
         targets = [self.manifest["nodes"][_unique_id(output)] for output in built]
         if not targets:
@@ -392,7 +424,11 @@ class _DbtBuild:
         with contextlib.closing(connect(settings, database)) as connection:
             configure_s3(connection, access)
             for node in targets:
-                result = self._publish_node(connection, catalog, node, days, bases)
+                result = commit_lineage(
+                    lineage,
+                    str(relation_of(node)),
+                    lambda node=node: self._publish_node(connection, catalog, node, days, bases),
+                )
                 context.log.info(
                     f"wrote {relation_of(node)} to Iceberg ({result.operation}): "
                     f"{result.row_count} rows, snapshot {result.snapshot_id}"

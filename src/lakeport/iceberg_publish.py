@@ -88,6 +88,8 @@ class Published:
     snapshot_id: int
     metadata_location: str
     operation: str
+    # The table's columns after the write: (name, Iceberg type), for lineage schema facets.
+    fields: tuple[tuple[str, str], ...] = ()
 
     def as_metadata(self) -> dict:
         return {
@@ -166,6 +168,7 @@ def _state(table: "Table", name: str, operation: str) -> Published:
         snapshot_id=snapshot.snapshot_id if snapshot else 0,
         metadata_location=table.metadata_location,
         operation=operation,
+        fields=tuple((field.name, str(field.field_type)) for field in table.schema().fields),
     )
 
 

@@ -55,15 +55,21 @@ class IcebergTables:
         from lakeport import duckdb_errors
         from lakeport.duckdb_connection import connect
         from lakeport.duckdb_s3 import configure_s3
+        from lakeport.lineage import RunLineage
 
         name = self.platform.profile_name(context.run.tags.get(PROFILE_TAG))
         profile = self.platform.profile(name)
         settings = derive_duckdb_settings(profile, spill_dir=default_spill_dir(self.platform))
+        lineage = RunLineage.for_context(self.platform, context)
+        # The asset is one OpenLineage job run: what it scans in, what it writes out.
+        job = lineage.run(_job_name(context), "ASSET", integration="DAGSTER")
         with contextlib.closing(connect(settings)) as connection:
             configure_s3(connection, self.platform)
+            session = TableSession(self, context, connection, settings, lineage)
             try:
-                yield TableSession(self, context, connection, settings)
+                yield session
             except duckdb.OutOfMemoryException as exc:
+                job.fail(exc)
                 sized = duckdb_errors.explain(str(exc), name, profile, settings)
                 if sized is None:
                     raise
@@ -71,22 +77,36 @@ class IcebergTables:
                 raise dg.Failure(
                     description=f"{sized}. DuckDB: {exc}", allow_retries=False
                 ) from exc
+            except BaseException as exc:
+                job.fail(exc)
+                raise
+            job.inputs = session.inputs
+            job.complete(session.outputs)
 
 
 class TableSession:
     """One asset's DuckDB connection and the catalog it writes to."""
 
-    def __init__(self, tables: IcebergTables, context, connection, settings: "DuckDBSettings"):
+    def __init__(
+        self, tables: IcebergTables, context, connection, settings: "DuckDBSettings", lineage
+    ):
         self.tables = tables
         self.context = context
         self.connection = connection
         self.settings = settings
+        self.lineage = lineage
+        # The OpenLineage datasets this session read and wrote.
+        self.inputs: list = []
+        self.outputs: list = []
 
     def scan(self, identifier: Sequence[str]) -> str:
         """SQL for the table's current snapshot, e.g. `f"select * from {session.scan(...)}"`."""
         from lakeport.catalog import load_table
 
         table = load_table(self.tables.catalog, tuple(identifier))
+        if self.lineage.enabled:
+            fields = [(f.name, str(f.field_type)) for f in table.schema().fields]
+            self.inputs.append(self.lineage.input_table(".".join(identifier), fields))
         location = table.metadata_location.replace("'", "''")
         return f"iceberg_scan('{location}')"
 
@@ -100,9 +120,23 @@ class TableSession:
         """Replace the table's rows (or a day window, or append) with the query's: one
         commit. Returns the asset's materialization, recording the snapshot written."""
         from lakeport.iceberg_publish import publish, query_rows
+        from lakeport.lineage import commit_lineage
 
         rows = query_rows(self.connection, query, params)
-        published = publish(self.tables.catalog, tuple(identifier), rows, mode)
+        published = commit_lineage(
+            self.lineage,
+            ".".join(identifier),
+            lambda: publish(self.tables.catalog, tuple(identifier), rows, mode),
+        )
+        if self.lineage.enabled:
+            self.outputs.append(
+                self.lineage.output_table(
+                    published.identifier,
+                    published.fields,
+                    row_count=published.row_count,
+                    snapshot_id=published.snapshot_id,
+                )
+            )
         self.context.log.info(
             f"wrote {published.identifier} to Iceberg ({published.operation}): "
             f"{published.row_count} rows, snapshot {published.snapshot_id}"
@@ -110,3 +144,9 @@ class TableSession:
         return dg.MaterializeResult(
             metadata={**published.as_metadata(), **self.settings.as_metadata()}
         )
+
+
+def _job_name(context) -> str:
+    """The asset's key (`raw/orders`) as its OpenLineage job, else the op's name."""
+    keys = list(context.selected_asset_keys)
+    return keys[0].to_user_string() if len(keys) == 1 else context.op_def.name

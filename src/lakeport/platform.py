@@ -435,6 +435,40 @@ class Notifications(Model):
     failure_webhook_secret: SecretRef | None = None
 
 
+# --- lineage ------------------------------------------------------------------------------
+
+
+class LineageTransport(Model):
+    """Where OpenLineage events go, named as in OpenLineage's own openlineage.yml: `noop`
+    (no events), `http` (an OpenLineage endpoint such as Marquez) or `file` (one JSON
+    event per line, appended)."""
+
+    type: Literal["noop", "http", "file"] = "noop"
+    # http: POST to url + endpoint, Bearer token from tokenSecret when it is given.
+    url: HttpUrl | None = None
+    endpoint: Annotated[str, Field(pattern=r"^[\w.\-/]*$")] = "api/v1/lineage"
+    token_secret: SecretRef | None = None
+    # Per POST; a run waits at most this long (times 3 tries) before it stops sending.
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5
+    # file: a path in the run's container (or on the machine, for `lakeport dev`).
+    log_file_path: Annotated[str, Field(min_length=1)] | None = None
+
+
+class Lineage(Model):
+    """OpenLineage run events for what runs build (lakeport.lineage)."""
+
+    transport: LineageTransport = LineageTransport()
+    # The OpenLineage job namespace of every job lakeport reports (Dagster jobs, dbt models,
+    # Python assets, Iceberg commits).
+    job_namespace: Annotated[str, Field(min_length=1, pattern=r"^[\w.\-:/]+$")] = "lakeport"
+    # The dataset namespace of the catalog's tables, named by their Iceberg identifiers.
+    # Empty: iceberg://<catalog.name>. Give each platform its own when two share a
+    # lineage backend.
+    dataset_namespace: Annotated[str, Field(min_length=1, pattern=r"^[\w.\-+]+://\S+$")] | None = (
+        None
+    )
+
+
 # --- code locations -----------------------------------------------------------------------
 
 # Names that may hold a secret: such an env var must come from a Secret, and lakeport.config
@@ -664,6 +698,7 @@ class Platform(Model):
     localstack: LocalStack = LocalStack()
     ingress: Ingress = Ingress()
     notifications: Notifications = Notifications()
+    lineage: Lineage = Lineage()
     dev: Dev = Dev()
 
     @model_validator(mode="after")
@@ -682,6 +717,7 @@ class Platform(Model):
                 f"names no profile in resourceProfiles (have: {', '.join(self.resource_profiles)})",
             )
         self._check_code_locations(default)
+        self._check_lineage()
         if self.catalog.type == "rest" and not self.polaris.enabled and not self.catalog.rest.uri:
             raise _field_error(
                 ("catalog", "rest", "uri"),
@@ -754,6 +790,26 @@ class Platform(Model):
                     "sets an environment variable twice (in env and secretEnv, or twice "
                     "in secretEnv)",
                 )
+
+    def _check_lineage(self) -> None:
+        transport = self.lineage.transport
+        where = ("lineage", "transport")
+        if transport.type == "http" and transport.url is None:
+            raise _field_error((*where, "url"), None, "is required when type is http")
+        if transport.type == "file" and transport.log_file_path is None:
+            raise _field_error((*where, "logFilePath"), None, "is required when type is file")
+        if transport.type != "http" and transport.token_secret is not None:
+            raise _field_error(
+                (*where, "tokenSecret"),
+                None,
+                f"is only sent by the http transport (type is {transport.type})",
+            )
+
+    @property
+    def lineage_dataset_namespace(self) -> str:
+        """The OpenLineage namespace of the catalog's tables: one for the catalog, so a
+        table's dataset is the same in every run and from every engine."""
+        return self.lineage.dataset_namespace or f"iceberg://{self.catalog.name}"
 
     def code_location(self, name: str) -> CodeLocation:
         for location in self.code_locations:

@@ -164,6 +164,15 @@ long-running pods may already be starting (see templates/polaris/bootstrap-job.y
       optional: {{ $.catalogOptional }}
 {{- end }}
 {{- end }}
+{{- if eq $p.lineage.transport.type "http" }}
+{{- with $p.lineage.transport.tokenSecret }}
+- name: LAKEPORT_LINEAGE_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secretName }}
+      key: {{ .key }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* Where Dagster pods keep their instance: an emptyDir with dagster.yaml mounted into it. */}}

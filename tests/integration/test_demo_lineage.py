@@ -1,0 +1,231 @@
+"""OpenLineage events of a demo run, received by a real HTTP endpoint this test owns.
+
+One run of `lakehouse_job` with one mart made to fail: every model dbt built has a START
+and a COMPLETE, the failing one a START and a FAIL; the Python bronze assets and each
+Iceberg commit are job runs of their own; datasets are named by Iceberg identifier under
+the catalog's namespace with schema facets; every event's parent is the Dagster run. A
+stopped receiver leaves the run successful, with one warning on it.
+"""
+
+import json
+import logging
+import threading
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import dagster as dg
+import pytest
+from demo_support import (
+    WAREHOUSE_BUCKET,
+    copy_project,
+    demo_platform,
+    postgres_instance,
+    prepare,
+    yesterday_partition,
+)
+
+from lakeport.credentials import LINEAGE_TOKEN_ENV
+from lakeport.dbt_assets import DUCKDB_PATH_ENV
+from lakeport_demo.build import build_demo_definitions
+
+TOKEN = "lineage-test-token-5f1c"
+NAMESPACE = "iceberg://lakeport"
+FAILING = "mart_customer_revenue"
+# The demo's models built in the failing mart's op (none of them reads it).
+BUILT = {
+    "staging.stg_customers": "view",
+    "staging.stg_orders": "view",
+    "staging.stg_payments": "view",
+    "intermediate.int_orders_enriched": "table",
+    "marts.dim_customers": "table",
+    "marts.fct_payments": "table",
+}
+# The daily fact table's op reads int_orders_enriched from the failing op: Dagster skips it.
+SKIPPED = "marts.fct_orders"
+RAW = ["raw.raw_customers", "raw.raw_orders", "raw.raw_payments"]
+
+
+class Receiver:
+    """An OpenLineage HTTP endpoint on 127.0.0.1 that keeps what it is sent."""
+
+    def __init__(self):
+        self.events: list[dict] = []
+        self.authorizations: list[str | None] = []
+        received = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.authorizations.append(self.headers.get("Authorization"))
+                received.events.append(json.loads(body))
+                self.send_response(201)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _lineage(url: str) -> str:
+    return f"""
+lineage:
+  transport:
+    type: http
+    url: {url}
+    timeoutSeconds: 2
+    tokenSecret: {{secretName: lineage, key: token}}
+"""
+
+
+@pytest.fixture
+def demo(tmp_path, s3_server, s3_env, monkeypatch):
+    monkeypatch.delenv(DUCKDB_PATH_ENV, raising=False)
+    monkeypatch.setenv(LINEAGE_TOKEN_ENV, TOKEN)
+    s3_server.ensure_buckets(WAREHOUSE_BUCKET)
+    return lambda extra: demo_platform(tmp_path / "data", s3_server.endpoint, extra)
+
+
+def _run(platform, project, instance):
+    job = build_demo_definitions(platform, project_dir=project).resolve_job_def("lakehouse_job")
+    return job.execute_in_process(
+        instance=instance, partition_key=yesterday_partition(), raise_on_error=False
+    )
+
+
+def _by_job(events: list[dict]) -> dict[str, list[dict]]:
+    jobs = defaultdict(list)
+    for event in events:
+        jobs[event["job"]["name"]].append(event)
+    return jobs
+
+
+def _model_job(identifier: str) -> str:
+    schema, name = identifier.split(".")
+    return f"{schema}.lakeport_demo.{name}.build.run"
+
+
+def _fields(dataset: dict) -> list[str]:
+    return [field["name"] for field in dataset["facets"]["schema"]["fields"]]
+
+
+def _only(events: list[dict], state: str) -> dict:
+    (event,) = [e for e in events if e["eventType"] == state]
+    return event
+
+
+def test_a_run_sends_start_and_complete_or_fail_per_model_asset_and_commit(
+    tmp_path, demo, postgres_server, postgres_database
+):
+    project = copy_project(tmp_path / "dbt_project")
+    (project / f"models/marts/{FAILING}.sql").write_text(
+        "select error('this mart is made to fail') as customer_id\n"
+    )
+    prepare(project)
+    receiver = Receiver()
+    try:
+        platform = demo(_lineage(receiver.url))
+        with postgres_instance(postgres_server, postgres_database, tmp_path / "home") as instance:
+            result = _run(platform, project, instance)
+            materialized = {
+                r.asset_key: r.event_log_entry.asset_materialization.metadata
+                for r in instance.get_records_for_run(
+                    result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+                ).records
+            }
+    finally:
+        receiver.stop()
+    assert not result.success  # the failing mart
+    assert receiver.events
+    assert set(receiver.authorizations) == {f"Bearer {TOKEN}"}
+    jobs = _by_job(receiver.events)
+
+    # Every event belongs to the Dagster run.
+    for event in receiver.events:
+        parent = event["run"]["facets"]["parent"]
+        assert parent["run"]["runId"] == result.run_id
+        assert (parent["job"]["namespace"], parent["job"]["name"]) == ("lakeport", "lakehouse_job")
+        assert event["job"]["namespace"] == "lakeport"
+
+    # Each built model: one START, one COMPLETE, of one OpenLineage run.
+    for identifier in BUILT:
+        events = jobs[_model_job(identifier)]
+        assert sorted(e["eventType"] for e in events) == ["COMPLETE", "START"], identifier
+        assert len({e["run"]["runId"] for e in events}) == 1
+        complete = _only(events, "COMPLETE")
+        assert complete["job"]["facets"]["jobType"]["jobType"] == "MODEL"
+        (output,) = complete["outputs"]
+        assert (output["namespace"], output["name"]) == (NAMESPACE, identifier)
+        assert output["facets"]["catalog"]["framework"] == "iceberg"
+        assert _fields(output)
+    # The failing mart: START and FAIL, nothing written.
+    failing = jobs[_model_job(f"marts.{FAILING}")]
+    assert sorted(e["eventType"] for e in failing) == ["FAIL", "START"]
+    assert not jobs[f"marts.{FAILING}.iceberg_commit"]
+    assert not jobs[_model_job(SKIPPED)]
+
+    # A model's inputs are its parents, by Iceberg identifier, with their columns.
+    stg_orders = _only(jobs[_model_job("staging.stg_orders")], "COMPLETE")
+    (source,) = stg_orders["inputs"]
+    assert (source["namespace"], source["name"]) == (NAMESPACE, "raw.raw_orders")
+    assert _fields(source) == ["id", "customer_id", "ordered_on", "status"]
+    assert "order_id" in _fields(stg_orders["outputs"][0])
+    enriched = _only(jobs[_model_job("intermediate.int_orders_enriched")], "COMPLETE")
+    assert {d["name"] for d in enriched["inputs"]} == {"staging.stg_orders",
+                                                        "staging.stg_payments"}
+
+    # Each Iceberg commit is a job run whose output is the table at the snapshot written.
+    tables = [i for i, kind in BUILT.items() if kind == "table"] + RAW
+    for identifier in tables:
+        events = jobs[f"{identifier}.iceberg_commit"]
+        assert sorted(e["eventType"] for e in events) == ["COMPLETE", "START"], identifier
+        (output,) = _only(events, "COMPLETE")["outputs"]
+        assert output["name"] == identifier
+        key = dg.AssetKey(identifier.split("."))
+        snapshot = materialized[key]["iceberg/snapshot_id"].value
+        assert output["facets"]["version"]["datasetVersion"] == snapshot
+        rows = materialized[key]["dagster/row_count"].value
+        assert output["outputFacets"]["outputStatistics"]["rowCount"] == rows
+        assert _fields(output)
+    # Views live only in the run's scratch: no commit.
+    assert not jobs["staging.stg_orders.iceberg_commit"]
+
+    # The Python bronze assets: one job run each, writing its raw table.
+    for identifier in RAW:
+        events = jobs[identifier.replace(".", "/")]
+        assert sorted(e["eventType"] for e in events) == ["COMPLETE", "START"]
+        complete = _only(events, "COMPLETE")
+        assert complete["job"]["facets"]["jobType"]["integration"] == "DAGSTER"
+        assert [o["name"] for o in complete["outputs"]] == [identifier]
+
+
+def test_an_unreachable_lineage_endpoint_leaves_the_run_successful_with_a_warning(
+    tmp_path, demo, postgres_server, postgres_database
+):
+    receiver = Receiver()
+    url = receiver.url
+    receiver.stop()  # nothing listens on its port now
+    platform = demo(_lineage(url))
+    project = prepare(copy_project(tmp_path / "dbt_project"))
+    with postgres_instance(postgres_server, postgres_database, tmp_path / "home") as instance:
+        result = _run(platform, project, instance)
+        logs = instance.all_logs(result.run_id)
+    assert result.success
+    warnings = [e.user_message for e in logs if e.level == logging.WARNING
+                and "OpenLineage" in (e.user_message or "")]
+    assert warnings
+    # One warning per step that tried, each naming the endpoint, none the token.
+    steps = {e.step_key for e in logs if e.level == logging.WARNING
+             and "OpenLineage" in (e.user_message or "")}
+    assert len(warnings) == len(steps)
+    for warning in warnings:
+        assert f"{url}/api/v1/lineage" in warning
+        assert "the run goes on without lineage" in warning.lower()
+    assert not [e for e in logs if TOKEN in (e.user_message or "")]
