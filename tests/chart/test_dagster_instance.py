@@ -247,6 +247,8 @@ def test_run_job_carries_the_profile_and_the_platform(chart, profile):
     wanted = {"LAKEPORT_POSTGRES_PASSWORD", "LAKEPORT_CATALOG_CREDENTIAL"}
     if env == "kind":
         wanted |= {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    if platform.lineage.transport.token_secret is not None:
+        wanted |= {"LAKEPORT_LINEAGE_TOKEN"}  # the OpenLineage endpoint's (cloud)
     assert set(secret_env) == wanted
     for name, entry in secret_env.items():
         assert "value" not in entry
@@ -294,6 +296,12 @@ def test_each_location_runs_in_its_image_with_its_env_and_no_other_secrets(chart
         assert {"LAKEPORT_POSTGRES_PASSWORD", "LAKEPORT_CATALOG_CREDENTIAL"} <= set(
             _env(container)
         )
+        # The lineage endpoint's token reaches every location's runs, by reference.
+        token = platform.lineage.transport.token_secret
+        if token is not None:
+            assert _env(container)["LAKEPORT_LINEAGE_TOKEN"]["valueFrom"] == {
+                "secretKeyRef": {"name": token.secret_name, "key": token.key}
+            }
         # The profile's numbers survive the location's container context (#13921).
         assert container["resources"]["limits"]["memory"] == str(
             platform.profile("transform").limits.memory

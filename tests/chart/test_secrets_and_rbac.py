@@ -22,7 +22,7 @@ from chart_render import (
 
 SECRET_ENV = {"LAKEPORT_POSTGRES_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
               "LAKEPORT_CATALOG_CREDENTIAL", "POSTGRES_PASSWORD", "QUARKUS_DATASOURCE_PASSWORD",
-              "POLARIS_ROOT_CREDENTIAL"}
+              "POLARIS_ROOT_CREDENTIAL", "LAKEPORT_LINEAGE_TOKEN"}
 
 
 def _render_with_notes(env: str, tmp_path) -> tuple[list[dict], str]:
@@ -80,6 +80,20 @@ def test_secret_env_only_by_reference(env):
                     assert "secretKeyRef" in var["valueFrom"], var["name"]
             names = [v["name"] for v in container.get("env", [])]
             assert len(names) == len(set(names)), f"{obj['metadata']['name']}: {names}"
+
+
+def test_the_lineage_token_reaches_every_dagster_pod_by_reference():
+    objects = render_env("cloud")
+    ref = {"secretKeyRef": {"name": "lakeport-lineage", "key": "token"}}
+    names = ["lakeport-webserver", "lakeport-daemon", "lakeport-code-demo", "lakeport-code-finance"]
+    for name in names:
+        (container,) = pod_spec(one(objects, "Deployment", name))["containers"]
+        (token,) = [v for v in container["env"] if v["name"] == "LAKEPORT_LINEAGE_TOKEN"]
+        assert token["valueFrom"] == ref, name
+    # The kind file sends no lineage: no token variable anywhere.
+    for obj in workloads(render_env("kind")):
+        for container in pod_spec(obj)["containers"]:
+            assert "LAKEPORT_LINEAGE_TOKEN" not in {v["name"] for v in container.get("env", [])}
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

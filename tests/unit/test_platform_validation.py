@@ -122,6 +122,17 @@ BAD_FILES = [
     ("bad node selector label",
      "resourceProfiles: {large: {scheduling: {nodeSelector: {'bad key!': x}}}}",
      "resourceProfiles.large.scheduling.nodeSelector.bad key!", "pattern"),
+    ("lineage over http without a url", "lineage: {transport: {type: http}}",
+     "lineage.transport.url", "is required when type is http"),
+    ("lineage to a file without a path", "lineage: {transport: {type: file}}",
+     "lineage.transport.logFilePath", "is required when type is file"),
+    ("lineage token for a file", ("lineage: {transport: {type: file, logFilePath: /tmp/ol, "
+     "tokenSecret: {secretName: ol, key: token}}}"), "lineage.transport.tokenSecret",
+     "only sent by the http transport"),
+    ("lineage transport unknown", "lineage: {transport: {type: kafka}}",
+     "lineage.transport.type", "'noop', 'http' or 'file'"),
+    ("lineage namespace not a URI", "lineage: {datasetNamespace: lakeport}",
+     "lineage.datasetNamespace", "should match pattern"),
 ]
 
 
@@ -177,6 +188,10 @@ def test_line_number_points_at_the_offending_key(tmp_path, capsys):
      "env: {ERP_API_TOKEN: hunter2-s3cr3t}}]", "hunter2-s3cr3t"),
     ("codeLocations: [{name: team, module: m, image: {repository: r, tag: t}, "
      "secretEnv: [{name: ERP_TOKEN, value: hunter2-s3cr3t}]}]", "hunter2-s3cr3t"),
+    ("lineage: {transport: {type: http, url: 'http://m:5000', tokenSecret: hunter2-s3cr3t}}",
+     "hunter2-s3cr3t"),
+    ("lineage: {transport: {type: http, url: 'http://u:hunter2-s3cr3t@m:5000'}}",
+     "hunter2-s3cr3t"),
 ])
 def test_literal_secrets_are_rejected_and_never_echoed(tmp_path, capsys, overlay, secret):
     path = _write_over_kind(tmp_path, overlay)
