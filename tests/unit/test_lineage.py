@@ -104,7 +104,8 @@ def test_a_token_secret_missing_from_the_environment_is_a_warning(monkeypatch):
     monkeypatch.delenv(LINEAGE_TOKEN_ENV, raising=False)
     log = Log()
     url = f"http://127.0.0.1:{_closed_port()}"
-    lineage = _lineage(f"{{type: http, url: '{url}', tokenSecret: {{secretName: ol, key: t}}}}", log)
+    transport = f"{{type: http, url: '{url}', tokenSecret: {{secretName: ol, key: t}}}}"
+    lineage = _lineage(transport, log)
     commit_lineage(lineage, "marts.orders", _published)
     (warning,) = log.warnings
     assert LINEAGE_TOKEN_ENV in warning and f"{url}/api/v1/lineage" in warning
