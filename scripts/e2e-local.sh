@@ -97,6 +97,7 @@ namespace_and_secrets() {
   secret lakeport-postgres "password=$s/postgres-password"
   secret lakeport-s3 "AWS_ACCESS_KEY_ID=$s/s3-access-key-id" "AWS_SECRET_ACCESS_KEY=$s/s3-secret-access-key"
   secret lakeport-catalog "credential=$s/catalog-credential"
+  secret lakeport-lineage "token=$s/lineage-token"
 }
 
 secret() {
@@ -128,6 +129,7 @@ export LAKEPORT_E2E_PLATFORM_FILE=$PLATFORM_FILE
 export LAKEPORT_E2E_URL=$(webserver_url)
 export LAKEPORT_E2E_REQUIRED=1
 export LAKEPORT_E2E_AUDIT_LOG=$STATE/logs/audit.log
+export LAKEPORT_E2E_LINEAGE_EVENTS=$SERVICES/lineage-events.jsonl
 EOF
 }
 

@@ -421,6 +421,40 @@ def test_every_table_is_in_the_catalog(finished_run, cluster, k8s, effective_pla
     assert expected.missing(listed) == [], f"listed: {sorted('.'.join(t) for t in listed)}"
 
 
+def test_the_run_pod_sent_lineage_events_with_the_secrets_token(finished_run, effective_platform):
+    """The chart passes lineage.transport and the token's Secret to the run pod: the
+    endpoint (the host's, which refuses a request without the token) has the run's events."""
+    from lakeport.dbt_manifest import prepare_manifest
+    from lakeport.run_scratch import is_stored, relation_of
+
+    _, platform = effective_platform
+    if platform.lineage.transport.type != "http":
+        pytest.skip(f"{h.PLATFORM_FILE} sends no OpenLineage events to an endpoint")
+    events_file = os.environ.get("LAKEPORT_E2E_LINEAGE_EVENTS")
+    assert events_file, "LAKEPORT_E2E_LINEAGE_EVENTS must name the endpoint's events file"
+    events = [json.loads(line) for line in Path(events_file).read_text().splitlines()]
+    mine = [e for e in events
+            if e["run"]["facets"].get("parent", {}).get("run", {}).get("runId")
+            == finished_run.run_id]
+    assert mine, f"no event of run {finished_run.run_id} among {len(events)} received"
+    complete = [e for e in mine if e["eventType"] == "COMPLETE"]
+    manifest = json.loads(prepare_manifest(DEMO_PROJECT, if_stale=True).read_text())
+    models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
+    written = {o["name"]: e for e in complete for o in e["outputs"]
+               if e["job"]["facets"]["jobType"]["jobType"] == "MODEL"}
+    for model in models:
+        assert str(relation_of(model)) in written, f"no COMPLETE of model {model['name']}"
+    committed = {o["name"]: o for e in complete for o in e["outputs"]
+                 if e["job"]["facets"]["jobType"]["jobType"] == "ICEBERG_COMMIT"}
+    for node in [*models, *manifest["sources"].values()]:
+        if is_stored(node):
+            output = committed.get(str(relation_of(node)))
+            assert output, f"no Iceberg commit event of {relation_of(node)}"
+            assert output["namespace"] == platform.lineage_dataset_namespace
+            assert output["facets"]["version"]["datasetVersion"]
+    assert not [e for e in mine if e["eventType"] == "FAIL"]
+
+
 def test_helm_test_passes(finished_run, cluster):
     result = subprocess.run(
         [

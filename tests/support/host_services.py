@@ -8,7 +8,9 @@ localstack.enabled all false):
 
 - PostgreSQL (Debian's binaries), database `dagster`, password auth from the pod network;
 - an S3 endpoint (moto's server) with the warehouse and compute-log buckets;
-- Apache Iceberg's own REST catalog server (tests/support/iceberg_rest.py) on that S3.
+- Apache Iceberg's own REST catalog server (tests/support/iceberg_rest.py) on that S3;
+- an OpenLineage endpoint with a token (tests/support/lineage_receiver.py), standing in for
+  Marquez: the events the run pods send land in DIR/lineage-events.jsonl.
 
     python tests/support/host_services.py --address 10.244.0.1 --dir DIR
 
@@ -28,10 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `support` as a p
 from lakeport.dev.postgres import PostgresServer  # noqa: E402
 from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, S3Server  # noqa: E402
 from support.iceberg_rest import IcebergRestServer  # noqa: E402
+from support.lineage_receiver import LineageReceiver  # noqa: E402
 
 POSTGRES_PORT = 5432
 S3_PORT = 4566
 CATALOG_PORT = 8181
+LINEAGE_PORT = 5000
+LINEAGE_EVENTS = "lineage-events.jsonl"
 BUCKETS = ("lakeport-warehouse", "lakeport-compute-logs")
 WAREHOUSE = "s3://lakeport-warehouse/"
 POD_NETWORK = "10.244.0.0/24"
@@ -73,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         port=CATALOG_PORT, s3_endpoint=s3.endpoint, warehouse=WAREHOUSE,
         data_dir=base / "iceberg-rest",
     )
+    lineage_token = secrets.token_urlsafe(24)
+    (base / LINEAGE_EVENTS).unlink(missing_ok=True)
+    lineage = LineageReceiver(host=args.address, port=LINEAGE_PORT, token=lineage_token,
+                              events_file=base / LINEAGE_EVENTS)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -90,17 +99,22 @@ def main(argv: list[str] | None = None) -> int:
         # Apache's REST server does not check client credentials; the chart still wires one
         # through a Secret, as it would for any external catalog.
         write_secret(secret_dir, "catalog-credential", f"lakeport:{secrets.token_urlsafe(16)}")
+        write_secret(secret_dir, "lineage-token", lineage_token)
         (base / "ready").write_text(
             f"postgres {args.address}:{POSTGRES_PORT}\ns3 {s3.endpoint}\ncatalog {catalog.uri}\n"
+            f"lineage {lineage.url}\n"
         )
         print(f"host-services: ready on {args.address}", flush=True)
         while not stop.wait(1):
-            for name, server in (("postgres", postgres), ("s3", s3), ("catalog", catalog.process)):
+            servers = (("postgres", postgres), ("s3", s3), ("catalog", catalog.process),
+                       ("lineage", lineage))
+            for name, server in servers:
                 if not server.running():
                     print(f"host-services: {name} exited", file=sys.stderr, flush=True)
                     return 1
         return 0
     finally:
+        lineage.stop()
         catalog.stop()
         s3.stop()
         postgres.stop()
