@@ -21,6 +21,8 @@ tests/unit/test_openlineage_seams.py, which fails when openlineage-dbt changes t
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import attr
+from openlineage.client.facet_v2 import error_message_run
 from openlineage.common.provider.dbt.facets import DbtRunRunFacet, ParentRunMetadata
 from openlineage.common.provider.dbt.processor import DbtArtifactProcessor, ModelNode
 
@@ -53,8 +55,25 @@ def dbt_model_events(
 ) -> list["RunEvent"]:
     """The START and COMPLETE/FAIL events of every model one build ran, in build order."""
     processor = _LakeportDbtProcessor(lineage, manifest, run_results, columns)
-    events = processor.parse().events()
+    messages = {r["unique_id"]: r.get("message") for r in run_results.get("results", ())}
+    events = [_with_error(event, messages) for event in processor.parse().events()]
     return sorted(events, key=lambda event: (event.eventTime, event.eventType.value != "START"))
+
+
+def _with_error(event: "RunEvent", messages: Mapping[str, str | None]) -> "RunEvent":
+    """A FAIL with dbt's message as its errorMessage facet (the processor sends none). The
+    START shares the processor's Run object, so the FAIL gets a copy."""
+    if event.eventType.value != "FAIL":
+        return event
+    node = (event.job.facets or {}).get("dbt_node")
+    message = messages.get(getattr(node, "unique_id", None))
+    if not message:
+        return event
+    facet = error_message_run.ErrorMessageRunFacet(
+        message=message[:2000], programmingLanguage="sql", producer=PRODUCER
+    )
+    run = attr.evolve(event.run, facets={**(event.run.facets or {}), "errorMessage": facet})
+    return attr.evolve(event, run=run)
 
 
 class _LakeportDbtProcessor(DbtArtifactProcessor):

@@ -148,8 +148,10 @@ def publish(
                 ) from exc
             time.sleep(0.2 * attempt)
             continue
-        # The write's last snapshot is its append: what it added is what it wrote.
-        return _state(catalog.load_table(identifier), name, operation)
+        # The committed transaction left `table` at the metadata it wrote (pyiceberg's
+        # Table._do_commit takes the catalog's answer), so no second load: its last
+        # snapshot is the append, and what that added is what was written.
+        return _state(table, name, operation)
     raise AssertionError("unreachable")
 
 
@@ -173,20 +175,18 @@ def _state(table: "Table", name: str, operation: str) -> Published:
 
 
 def _load_or_create(catalog: "Catalog", identifier: tuple[str, str], schema) -> "Table":
-    from pyiceberg.exceptions import NoSuchTableError
+    from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
 
     from lakeport.catalog import load_table
 
-    catalog.create_namespace_if_not_exists(identifier[0])
     try:
         table = load_table(catalog, identifier)
     except NoSuchTableError:
-        from pyiceberg.exceptions import TableAlreadyExistsError
-
+        # The namespace is looked at only for a new table: one catalog call less per write.
+        catalog.create_namespace_if_not_exists(identifier[0])
         try:
-            return catalog.create_table(
-                identifier, schema=schema, properties=TABLE_PROPERTIES
-            )
+            # Made with this schema and lakeport's properties: nothing to adopt.
+            return catalog.create_table(identifier, schema=schema, properties=TABLE_PROPERTIES)
         except TableAlreadyExistsError:
             # Another run created it a moment ago.
             table = catalog.load_table(identifier)

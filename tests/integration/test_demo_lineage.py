@@ -137,6 +137,9 @@ def test_a_run_sends_start_and_complete_or_fail_per_model_asset_and_commit(
     # The failing mart: START and FAIL, nothing written.
     failing = jobs[_model_job(f"marts.{FAILING}")]
     assert sorted(e["eventType"] for e in failing) == ["FAIL", "START"]
+    error = _only(failing, "FAIL")["run"]["facets"]["errorMessage"]["message"]
+    assert "this mart is made to fail" in error
+    assert "errorMessage" not in _only(failing, "START")["run"]["facets"]
     assert not jobs[f"marts.{FAILING}.iceberg_commit"]
     assert not jobs[_model_job(SKIPPED)]
 
