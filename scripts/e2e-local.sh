@@ -150,7 +150,7 @@ cmd_down() {
   if [ -d "$STATE/logs" ]; then
     mkdir -p "$ROOT/test-artifacts/local-cluster"
     cp -r "$STATE/logs" "$ROOT/test-artifacts/local-cluster/" 2>/dev/null || true
-    cp "$SERVICES"/*.log "$ROOT/test-artifacts/local-cluster/" 2>/dev/null || true
+    cp "$SERVICES"/*.log "$SERVICES"/*.jsonl "$ROOT/test-artifacts/local-cluster/" 2>/dev/null || true
   fi
   if [ -f "$KUBECONFIG" ]; then
     helm uninstall "$RELEASE" --namespace "$NAMESPACE" --wait --timeout 5m >/dev/null 2>&1 || true

@@ -151,6 +151,31 @@ def test_two_writers_at_once_both_commit(platform):
     assert table.current_snapshot().snapshot_id in {r.snapshot_id for r in results}
 
 
+def test_first_writers_into_a_new_namespace_at_once_all_commit(platform):
+    """Three tables of one new namespace written at the same moment, as a run pod's
+    parallel steps write the demo's bronze tables: each creates the namespace if missing."""
+    start = threading.Barrier(3, timeout=60)
+    errors = []
+    # One catalog client per writer, as each step process has its own.
+    catalogs = [load_catalog(platform) for _ in range(3)]
+
+    def write(name, catalog):
+        start.wait()
+        try:
+            publish(catalog, ("bronze", name), _reader(_rows(range(5), date(2026, 1, 1))))
+        except Exception as exc:  # noqa: BLE001 (reported by the assertion below)
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=write, args=(f"t{i}", catalogs[i])) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    tables = load_catalog(platform).list_tables("bronze")
+    assert sorted(t[-1] for t in tables) == ["t0", "t1", "t2"]
+
+
 def test_tables_whose_files_the_object_store_lost_are_named_plainly(platform, s3_server):
     """The chart's LocalStack keeps objects in memory: after a restart the catalog still
     lists every table, but the files are gone. A run must say so, not fail later with a
