@@ -89,6 +89,11 @@ PARTITION_START_ENV = "LAKEPORT_PARTITION_START"
 PARTITION_END_ENV = "LAKEPORT_PARTITION_END"
 # Where a run keeps an incremental model's added rows in its scratch before writing them.
 INCREMENT_SCHEMA = "__lakeport_increments"
+# Built tables this small (rows x columns) are written to Iceberg PUBLISH_WORKERS at a
+# time: each is a few catalog and S3 round trips, 0.15-0.3 s, and one Arrow batch of a few
+# MiB; larger ones are streamed one at a time, as the memory derivation assumes.
+SMALL_TABLE_CELLS = 1_000_000
+PUBLISH_WORKERS = 2
 DEFAULT_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL)
 # dbt failures that say nothing about the SQL: waiting and trying again can succeed.
 TRANSIENT_DBT_ERRORS = (
@@ -423,18 +428,45 @@ class _DbtBuild:
         results = {}
         with contextlib.closing(connect(settings, database)) as connection:
             configure_s3(connection, access)
-            for node in targets:
-                result = commit_lineage(
+
+            def write(node, rows_connection) -> Published:
+                return commit_lineage(
                     lineage,
                     str(relation_of(node)),
-                    lambda node=node: self._publish_node(connection, catalog, node, days, bases),
+                    lambda: self._publish_node(rows_connection, catalog, node, days, bases),
                 )
+
+            small = self._small_tables(connection, targets, days, bases)
+            written = _write_small_tables(connection, small, write)
+            for node in targets:
+                result = written.get(node["unique_id"]) or write(node, connection)
                 context.log.info(
                     f"wrote {relation_of(node)} to Iceberg ({result.operation}): "
                     f"{result.row_count} rows, snapshot {result.snapshot_id}"
                 )
                 results[node["unique_id"]] = result.as_metadata()
         return results
+
+    def _small_tables(self, connection, targets, days, bases) -> list:
+        """The targets written whole whose rows fit one Arrow batch of a few MiB (DuckDB's
+        own row estimate times the columns): for them the write is catalog and object
+        store round trips, not memory, so a few at a time cost no memory discipline."""
+        sizes = {
+            (schema, table): rows * columns
+            for schema, table, rows, columns in connection.execute(
+                "select schema_name, table_name, estimated_size, column_count "
+                "from duckdb_tables() where database_name = current_database()"
+            ).fetchall()
+        }
+        small = []
+        for node in targets:
+            windowed = days is not None and node["name"] in self.partitioned
+            cells = sizes.get(relation_of(node).identifier)
+            if windowed or node["unique_id"] in bases or cells is None:
+                continue
+            if cells <= SMALL_TABLE_CELLS:
+                small.append(node)
+        return small
 
     def _publish_node(self, connection, catalog, node, days, bases) -> Published:
         relation = relation_of(node)
@@ -475,6 +507,23 @@ class _DbtBuild:
         now = connection.execute(f"select count(*) from {base.relation.sql}").fetchone()[0]
         removed = base.row_count + added - now
         return (increment if removed == 0 else None), added
+
+
+def _write_small_tables(connection, nodes: list, write) -> dict[str, Published]:
+    """`write(node, cursor)` for each node, PUBLISH_WORKERS at a time, each worker on a
+    cursor of its own (a DuckDB connection is not for two threads at once; a cursor is a
+    connection to the same database). The first failure is raised once all have ended."""
+    if not nodes:
+        return {}
+    from concurrent.futures import ThreadPoolExecutor
+
+    def on_cursor(node):
+        with contextlib.closing(connection.cursor()) as cursor:
+            return write(node, cursor)
+
+    with ThreadPoolExecutor(PUBLISH_WORKERS, thread_name_prefix="lakeport-publish") as pool:
+        futures = {node["unique_id"]: pool.submit(on_cursor, node) for node in nodes}
+    return {unique_id: future.result() for unique_id, future in futures.items()}
 
 
 @dataclass(frozen=True)

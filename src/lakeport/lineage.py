@@ -20,6 +20,7 @@ a down lineage backend costs a run one timeout, not one per event.
 
 import importlib.metadata
 import re
+import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -55,6 +56,8 @@ class RunLineage:
         self.parent_job_name = job_name
         self._client: OpenLineageClient | None = None
         self._stopped = platform.lineage.transport.type == "noop"
+        # Iceberg commits of small tables are written by worker threads (dbt_assets).
+        self._lock = threading.Lock()
 
     @classmethod
     def for_context(cls, platform: Platform, context) -> "RunLineage":
@@ -69,6 +72,10 @@ class RunLineage:
 
     def emit(self, event: "RunEvent") -> None:
         """Send one event; on the first failure warn on the run and send no more."""
+        with self._lock:
+            self._send(event)
+
+    def _send(self, event: "RunEvent") -> None:
         if self._stopped:
             return
         try:
