@@ -14,7 +14,8 @@ Before dbt starts, the op fills the run's empty scratch database from the Iceber
 the catalog's current snapshot, unselected views it reads through are rebuilt, and a
 selected incremental model gets its table to build on. dbt's events reach Dagster as dbt
 produces them. After dbt finishes (it holds DuckDB's write lock while it runs) the op
-writes each table it built to the catalog, one commit each (lakeport.iceberg_publish); a
+writes each table it built to the catalog, one commit each (lakeport.iceberg_publish;
+small tables PUBLISH_WORKERS at a time, as their write is round trips, not memory); a
 table's materialization (and its checks) waits for that, so it records the Iceberg
 snapshot written. Every materialization records the DuckDB settings used.
 
@@ -429,17 +430,20 @@ class _DbtBuild:
         with contextlib.closing(connect(settings, database)) as connection:
             configure_s3(connection, access)
 
-            def write(node, rows_connection) -> Published:
+            def write(node, rows=None) -> Published:
+                if rows is not None:
+                    return commit_lineage(lineage, str(relation_of(node)), lambda: publish(
+                        catalog, relation_of(node).identifier, rows))
                 return commit_lineage(
                     lineage,
                     str(relation_of(node)),
-                    lambda: self._publish_node(rows_connection, catalog, node, days, bases),
+                    lambda: self._publish_node(connection, catalog, node, days, bases),
                 )
 
             small = self._small_tables(connection, targets, days, bases)
             written = _write_small_tables(connection, small, write)
             for node in targets:
-                result = written.get(node["unique_id"]) or write(node, connection)
+                result = written.get(node["unique_id"]) or write(node)
                 context.log.info(
                     f"wrote {relation_of(node)} to Iceberg ({result.operation}): "
                     f"{result.row_count} rows, snapshot {result.snapshot_id}"
@@ -510,20 +514,35 @@ class _DbtBuild:
 
 
 def _write_small_tables(connection, nodes: list, write) -> dict[str, Published]:
-    """`write(node, cursor)` for each node, PUBLISH_WORKERS at a time, each worker on a
-    cursor of its own (a DuckDB connection is not for two threads at once; a cursor is a
-    connection to the same database). The first failure is raised once all have ended."""
+    """`write(node, rows)` for each node, PUBLISH_WORKERS at a time, `rows` a reader
+    factory over the table's rows read whole into Arrow.
+
+    DuckDB stays on this thread: each table is read here, and the workers only write Arrow
+    through pyiceberg. (Workers on DuckDB cursors of their own were tried before: the next
+    duckdb.connect() to the scratch file then spun in DuckDB 1.5.5's instance cache,
+    DBInstanceCache::GetInstanceInternal in src/main/db_instance_cache.cpp, waiting for an
+    instance being torn down.) At most PUBLISH_WORKERS tables are held at once. The first
+    failure is raised once the writes under way have ended."""
     if not nodes:
         return {}
     from concurrent.futures import ThreadPoolExecutor
 
-    def on_cursor(node):
-        with contextlib.closing(connection.cursor()) as cursor:
-            return write(node, cursor)
+    import pyarrow as pa
 
+    def rows_of(table: pa.Table):
+        return lambda: pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+
+    written: dict[str, Published] = {}
     with ThreadPoolExecutor(PUBLISH_WORKERS, thread_name_prefix="lakeport-publish") as pool:
-        futures = {node["unique_id"]: pool.submit(on_cursor, node) for node in nodes}
-    return {unique_id: future.result() for unique_id, future in futures.items()}
+        for start in range(0, len(nodes), PUBLISH_WORKERS):
+            futures = {}
+            for node in nodes[start:start + PUBLISH_WORKERS]:
+                table = connection.execute(f"select * from {relation_of(node).sql}")
+                futures[node["unique_id"]] = pool.submit(write, node, rows_of(
+                    table.to_arrow_table()))
+            for unique_id, future in futures.items():
+                written[unique_id] = future.result()
+    return written
 
 
 @dataclass(frozen=True)
