@@ -170,8 +170,13 @@ def _state(table: "Table", name: str, operation: str) -> Published:
         snapshot_id=snapshot.snapshot_id if snapshot else 0,
         metadata_location=table.metadata_location,
         operation=operation,
-        fields=tuple((field.name, str(field.field_type)) for field in table.schema().fields),
+        fields=table_fields(table),
     )
+
+
+def table_fields(table: "Table") -> tuple[tuple[str, str], ...]:
+    """The table's current columns as (name, Iceberg type), for lineage schema facets."""
+    return tuple((field.name, str(field.field_type)) for field in table.schema().fields)
 
 
 def _load_or_create(catalog: "Catalog", identifier: tuple[str, str], schema) -> "Table":

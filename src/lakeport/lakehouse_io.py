@@ -105,8 +105,9 @@ class TableSession:
 
         table = load_table(self.tables.catalog, tuple(identifier))
         if self.lineage.enabled:
-            fields = [(f.name, str(f.field_type)) for f in table.schema().fields]
-            self.inputs.append(self.lineage.input_table(".".join(identifier), fields))
+            from lakeport.iceberg_publish import table_fields
+
+            self.inputs.append(self.lineage.input_table(".".join(identifier), table_fields(table)))
         location = table.metadata_location.replace("'", "''")
         return f"iceberg_scan('{location}')"
 

@@ -201,3 +201,45 @@ def test_an_unreachable_lineage_endpoint_leaves_the_run_successful_with_a_warnin
         assert f"{url}/api/v1/lineage" in warning
         assert "the run goes on without lineage" in warning.lower()
     assert not [e for e in logs if TOKEN in (e.user_message or "")]
+
+
+def test_a_python_asset_reports_the_tables_it_scans_and_writes(tmp_path, demo):
+    """To a file this time: lineage.transport.type file, one JSON event a line."""
+    import json
+
+    from lakeport.lakehouse_io import IcebergTables
+    from lakeport_demo.bronze import BRONZE_ASSETS
+
+    events_file = tmp_path / "lineage" / "events.jsonl"
+    events_file.parent.mkdir()
+    platform = demo(f"lineage: {{transport: {{type: file, logFilePath: {events_file}}}}}")
+
+    @dg.asset(key=["marts", "orders_per_status"], deps=[dg.AssetKey(["raw", "raw_orders"])])
+    def orders_per_status(context, lakehouse: dg.ResourceParam[IcebergTables]):
+        with lakehouse.session(context) as session:
+            source = session.scan(("raw", "raw_orders"))
+            return session.write(
+                ("marts", "orders_per_status"),
+                f"select status, count(*) as orders from {source} group by status",
+            )
+
+    result = dg.materialize(
+        [*BRONZE_ASSETS, orders_per_status],
+        resources={"lakehouse": IcebergTables(platform)},
+        selection=[dg.AssetKey(["raw", "raw_orders"]), dg.AssetKey(["marts", "orders_per_status"])],
+    )
+    assert result.success
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    jobs = _by_job(events)
+    complete = _only(jobs["marts/orders_per_status"], "COMPLETE")
+    (read,) = complete["inputs"]
+    assert (read["namespace"], read["name"]) == (NAMESPACE, "raw.raw_orders")
+    assert _fields(read) == ["id", "customer_id", "ordered_on", "status"]
+    (written,) = complete["outputs"]
+    assert written["name"] == "marts.orders_per_status"
+    assert _fields(written) == ["status", "orders"]
+    snapshot = result.asset_materializations_for_node("marts__orders_per_status")[0].metadata[
+        "iceberg/snapshot_id"].value
+    assert written["facets"]["version"]["datasetVersion"] == snapshot
+    for event in events:
+        assert event["run"]["facets"]["parent"]["run"]["runId"] == result.run_id
