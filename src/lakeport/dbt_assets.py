@@ -431,14 +431,14 @@ class _DbtBuild:
             configure_s3(connection, access)
 
             def write(node, rows=None) -> Published:
-                if rows is not None:
-                    return commit_lineage(lineage, str(relation_of(node)), lambda: publish(
-                        catalog, relation_of(node).identifier, rows))
-                return commit_lineage(
-                    lineage,
-                    str(relation_of(node)),
-                    lambda: self._publish_node(connection, catalog, node, days, bases),
-                )
+                """One node's commit: `rows` read already (a small table), else read here."""
+
+                def commit() -> Published:
+                    if rows is not None:
+                        return publish(catalog, relation_of(node).identifier, rows)
+                    return self._publish_node(connection, catalog, node, days, bases)
+
+                return commit_lineage(lineage, str(relation_of(node)), commit)
 
             small = self._small_tables(connection, targets, days, bases)
             written = _write_small_tables(connection, small, write)

@@ -80,8 +80,7 @@ class IcebergTables:
             except BaseException as exc:
                 job.fail(exc)
                 raise
-            job.inputs = session.inputs
-            job.complete(session.outputs)
+            job.complete(session.outputs, inputs=session.inputs)
 
 
 class TableSession:
@@ -130,14 +129,7 @@ class TableSession:
             lambda: publish(self.tables.catalog, tuple(identifier), rows, mode),
         )
         if self.lineage.enabled:
-            self.outputs.append(
-                self.lineage.output_table(
-                    published.identifier,
-                    published.fields,
-                    row_count=published.row_count,
-                    snapshot_id=published.snapshot_id,
-                )
-            )
+            self.outputs.append(self.lineage.written_table(published))
         self.context.log.info(
             f"wrote {published.identifier} to Iceberg ({published.operation}): "
             f"{published.row_count} rows, snapshot {published.snapshot_id}"

@@ -90,16 +90,9 @@ class RunLineage:
                 "on without lineage: this step sends no more OpenLineage events."
             )
 
-    def run(
-        self,
-        job_name: str,
-        job_type: str,
-        *,
-        inputs: Sequence["InputDataset"] = (),
-        integration: str = INTEGRATION,
-    ) -> "JobRun":
+    def run(self, job_name: str, job_type: str, *, integration: str = INTEGRATION) -> "JobRun":
         """Start one job run (its START is sent now)."""
-        return JobRun(self, job_name, job_type, integration, list(inputs))
+        return JobRun(self, job_name, job_type, integration)
 
     def parent_facet(self):
         from openlineage.client.facet_v2 import parent_run
@@ -176,6 +169,16 @@ class RunLineage:
             outputFacets=output_facets,
         )
 
+    def written_table(self, published):
+        """The output of one Iceberg commit (lakeport.iceberg_publish.Published): the table
+        at the snapshot written, with its columns and the rows written."""
+        return self.output_table(
+            published.identifier,
+            published.fields,
+            row_count=published.row_count,
+            snapshot_id=published.snapshot_id,
+        )
+
     # --- where events go, said without secrets ---------------------------------------
 
     def destination(self) -> str:
@@ -196,11 +199,10 @@ class RunLineage:
 class JobRun:
     """One OpenLineage run of one job: START when made, then `complete` or `fail`."""
 
-    def __init__(self, lineage: RunLineage, name: str, job_type: str, integration, inputs):
+    def __init__(self, lineage: RunLineage, name: str, job_type: str, integration):
         self.lineage = lineage
         self.name = name
         self.run_id = str(uuid.uuid4())
-        self.inputs = inputs
         self.job_facets = {}
         if not lineage.enabled:
             return  # lineage off: nothing to import or send
@@ -216,10 +218,14 @@ class JobRun:
         }
         self._send("START", [])
 
-    def complete(self, outputs: Sequence["OutputDataset"] = ()) -> None:
-        self._send("COMPLETE", list(outputs))
+    def complete(
+        self, outputs: Sequence["OutputDataset"] = (), inputs: Sequence["InputDataset"] = ()
+    ) -> None:
+        self._send("COMPLETE", list(outputs), inputs=inputs)
 
     def fail(self, error: BaseException | str) -> None:
+        if not self.lineage.enabled:
+            return
         from openlineage.client.facet_v2 import error_message_run
 
         message = str(error)[:2000]
@@ -228,7 +234,9 @@ class JobRun:
         )
         self._send("FAIL", [], {"errorMessage": facet})
 
-    def _send(self, state: str, outputs: list, run_facets: dict | None = None) -> None:
+    def _send(
+        self, state: str, outputs: list, run_facets: dict | None = None, inputs: Sequence = ()
+    ) -> None:
         if not self.lineage.enabled:
             return
         from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
@@ -244,7 +252,7 @@ class JobRun:
                 job=Job(
                     namespace=self.lineage.job_namespace, name=self.name, facets=self.job_facets
                 ),
-                inputs=self.inputs,
+                inputs=list(inputs),
                 outputs=outputs,
                 producer=PRODUCER,
             )
@@ -255,24 +263,14 @@ def commit_lineage(lineage: RunLineage, identifier: str, write) -> "object":
     """Run `write()` (one Iceberg commit, returning lakeport.iceberg_publish.Published) as
     an OpenLineage job run of its own: `<identifier>.iceberg_commit`, whose output is the
     table at the snapshot written."""
-    job = lineage.run(f"{identifier}.iceberg_commit", "ICEBERG_COMMIT") if lineage.enabled else None
+    job = lineage.run(f"{identifier}.iceberg_commit", "ICEBERG_COMMIT")
     try:
         published = write()
     except BaseException as exc:
-        if job is not None:
-            job.fail(exc)
+        job.fail(exc)
         raise
-    if job is not None:
-        job.complete(
-            [
-                lineage.output_table(
-                    identifier,
-                    published.fields,
-                    row_count=published.row_count,
-                    snapshot_id=published.snapshot_id,
-                )
-            ]
-        )
+    if lineage.enabled:
+        job.complete([lineage.written_table(published)])
     return published
 
 
