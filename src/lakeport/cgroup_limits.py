@@ -45,8 +45,11 @@ class _Hierarchy:
 def read_container_limits(root: str | Path = "/") -> ContainerLimits:
     """The tightest memory and CPU limits that apply to this process; None where unlimited."""
     root = Path(root)
-    hierarchies = _mounted_hierarchies(root)
-    memberships = _memberships(root)
+    try:
+        hierarchies = _mounted_hierarchies(root)
+        memberships = _memberships(root)
+    except OSError:
+        return ContainerLimits(memory=None, cpu=None)  # no /proc to read: nothing applies
     memory, cpu = [], []
     for hierarchy in hierarchies:
         cgroup_path = _path_in(hierarchy, memberships)
@@ -74,15 +77,28 @@ def cpu_threads(limit: Limit | None, available_cpus: int) -> int:
     return max(1, min(available_cpus, math.ceil(limit.value)))
 
 
+def own_cgroup_directories(root: str | Path = "/") -> dict[str, Path]:
+    """Controller ("memory", "cpu"; "" for the v2 unified hierarchy) -> the directory of
+    this process's own cgroup in its mounted hierarchy. `lakeport.dev.cgroups` makes run
+    cgroups below these. Raises OSError when /proc cannot be read."""
+    root = Path(root)
+    memberships = _memberships(root)
+    directories = {}
+    for hierarchy in _mounted_hierarchies(root):
+        cgroup_path = _path_in(hierarchy, memberships)
+        if cgroup_path is None:
+            continue
+        own = _dirs_up_to_mount(root, hierarchy, cgroup_path)[0]
+        for key in ([""] if hierarchy.version == 2 else sorted(hierarchy.controllers)):
+            directories[key] = own
+    return directories
+
+
 # --- /proc parsing ----------------------------------------------------------------------------
 
 
 def _mounted_hierarchies(root: Path) -> list[_Hierarchy]:
-    mountinfo = root / "proc/self/mountinfo"
-    try:
-        lines = mountinfo.read_text().splitlines()
-    except OSError:
-        return []
+    lines = (root / "proc/self/mountinfo").read_text().splitlines()
     hierarchies = []
     for line in lines:
         # "<id> <parent> <maj:min> <root> <mount point> <opts> [optional...] - <fstype>
@@ -103,10 +119,7 @@ def _mounted_hierarchies(root: Path) -> list[_Hierarchy]:
 
 def _memberships(root: Path) -> dict[str, str]:
     """Controller name (or "" for the v2 unified hierarchy) -> this process's cgroup path."""
-    try:
-        lines = (root / "proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return {}
+    lines = (root / "proc/self/cgroup").read_text().splitlines()
     paths = {}
     for line in lines:
         parts = line.split(":", 2)

@@ -67,6 +67,19 @@ def _new_location(args) -> int:
     return 0
 
 
+def _dev(args) -> int:
+    # Imported here: the other commands need none of the dev services' modules.
+    from lakeport.dev.options import DevOptions
+    from lakeport.dev.supervisor import run
+
+    return run(DevOptions(
+        platform_file=args.platform_file, data_dir=args.data_dir,
+        webserver_port=args.webserver_port, code_server_port=args.code_server_port,
+        postgres_port=args.postgres_port, s3_port=args.s3_port, log_level=args.log_level,
+        s3_snapshot_interval=args.s3_snapshot_interval,
+    ))
+
+
 def _write(target: str, text: str) -> None:
     if target == "-":
         sys.stdout.write(text)
@@ -117,9 +130,27 @@ def build_parser() -> argparse.ArgumentParser:
                           help="first day of daily-partitioned models (default: 1 January)")
     scaffold.set_defaults(run=_new_location)
 
-    from lakeport.dev.supervisor import add_dev_command
-
-    add_dev_command(commands)
+    dev = commands.add_parser(
+        "dev", help="run the whole platform on this machine (what `make dev` does)",
+        description="Start PostgreSQL, an S3 endpoint, the Iceberg catalog, the code "
+        "server, the Dagster webserver and daemon; Ctrl-C stops them all. Flags override "
+        "the platform file.",
+    )
+    dev.add_argument("platform_file", nargs="?", default="platform-config/local/platform.yaml",
+                     type=Path, help="default: %(default)s")
+    dev.add_argument("--data-dir", type=Path, help="state directory (default: dev.dataDir)")
+    dev.add_argument("--webserver-port", type=int, help="default: dagster.webserver.port")
+    dev.add_argument("--code-server-port", type=int,
+                     help="port of the first code location, the others follow; "
+                     "default: codeLocations[].port")
+    dev.add_argument("--postgres-port", type=int, help="default: postgres.port")
+    dev.add_argument("--s3-port", type=int, help="default: the port of objectStorage.endpoint")
+    dev.add_argument("--log-level", type=str.upper,
+                     choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                     help="webserver, daemon and code server (default: from the file)")
+    dev.add_argument("--s3-snapshot-interval", type=float, default=10.0, metavar="SECONDS",
+                     help="how often S3 objects are copied to the data dir (default: 10)")
+    dev.set_defaults(run=_dev)
     return parser
 
 

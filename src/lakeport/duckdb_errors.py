@@ -15,6 +15,7 @@ import re
 
 from lakeport.duckdb_connection import DuckDBSettings
 from lakeport.platform import ResourceProfile
+from lakeport.profiles import PROFILE_TAG
 from lakeport.quantities import memory_bytes
 
 # DuckDB's human-readable sizes, e.g. "8.9 GiB" (StringUtil::BytesToHumanReadableString).
@@ -42,7 +43,7 @@ def explain(
             f"spillVolumeSize {spill_volume_size}, of which DuckDB may use "
             f"{settings.max_temp_directory_size} (max_temp_directory_size), and this run needed "
             f"more before it finished. Set resourceProfiles.{profile_name}.spillVolumeSize to "
-            f"at least {needed}, or run it under a larger profile (tag lakeport/profile)"
+            f"at least {needed}, or run it under a larger profile (tag {PROFILE_TAG})"
         )
     if is_out_of_memory(message):
         return (
@@ -50,7 +51,7 @@ def explain(
             f"(memory_limit {settings.memory_limit}: {settings.memory_limit_source}; "
             f"{settings.threads} thread(s)) with nothing left it could spill. Raise "
             f"resourceProfiles.{profile_name}.limits.memory, or run it under a larger profile "
-            f"(tag lakeport/profile)"
+            f"(tag {PROFILE_TAG})"
         )
     return None
 

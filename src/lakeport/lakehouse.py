@@ -19,8 +19,7 @@ from lakeport.dbt_manifest import dbt_executable, load_manifest
 from lakeport.lakehouse_io import IcebergTables
 from lakeport.notifications import run_failure_webhook
 from lakeport.platform import Platform
-from lakeport.profiles import PROFILE_TAG, profile_tags
-from lakeport.run_profiles import largest_profile
+from lakeport.profiles import PROFILE_TAG, largest_profile, profile_tags
 from lakeport.schedules import build_skipping_schedule
 from lakeport.translator import LakeportDbtTranslator
 
@@ -39,10 +38,25 @@ def build_lakehouse_definitions(
     python_assets: Sequence[dg.AssetsDefinition] = (),
     translator: LakeportDbtTranslator | None = None,
 ) -> dg.Definitions:
-    """The code location's Definitions. `python_assets` join the same job, lineage and
-    automation; they get the resource `lakehouse` (lakeport.lakehouse_io.IcebergTables).
-    `translator` replaces lakeport's own (lakeport.component passes one that applies a
-    component's translation); it is built with `group_profiles`."""
+    """A code location's Definitions, built from one dbt project on one platform.
+
+    What it holds: the dbt models as assets (daily-partitioned ones in a second op) with
+    their tests as asset checks; one job of them all (`job_name`, on `job_profile` or the
+    largest profile its assets ask for) and its daily schedule (`schedule_name`,
+    `schedule_cron`); the automation sensors of `meta.lakeport.cron`; the run-failure
+    webhook; and the resources `dbt` and `lakehouse`.
+
+    - `project_dir` holds dbt_project.yml and a prepared manifest (`lakeport prepare-dbt`).
+    - `partitions_start_date` (YYYY-MM-DD): the first day of the daily-partitioned models.
+    - `group_profiles`: dbt group (layer) -> resource profile, for models that name none.
+    - `retry_policy`: of every dbt op; None turns retries off.
+    - `python_assets` join the same job, lineage and automation; they get the resource
+      `lakehouse` (lakeport.lakehouse_io.IcebergTables) to read and write Iceberg tables.
+    - `translator` replaces lakeport's own (lakeport.component passes one that applies a
+      component's translation); lakeport's is built with `group_profiles`.
+
+    Raises what the manifest or the platform's profiles get wrong (ValueError naming the
+    model and key)."""
     project_dir = Path(project_dir).resolve()
     manifest = load_manifest(project_dir)
     # The manifest (a million objects for 1,000 models) lives as long as the code location

@@ -4,6 +4,10 @@
 package, so keys follow Helm's camelCase convention and unknown keys are errors (a typo
 must not be silently ignored). `values.schema.json` is generated from this model.
 Defaults here are the chart's defaults (`charts/lakeport/values.yaml` is generated too).
+
+Every field carries a docstring right below it: pydantic makes it the field's description
+(use_attribute_docstrings), which `lakeport schema` writes into values.schema.json (an
+editor's hover) and as the comment above each key of values.yaml.
 """
 
 import ipaddress
@@ -33,6 +37,8 @@ class Model(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         validate_default=True,
+        # The docstring under a field is its description in values.schema.json.
+        use_attribute_docstrings=True,
     )
 
 
@@ -120,6 +126,8 @@ Hostname = Annotated[str, AfterValidator(_check_hostname)]
 BucketName = Annotated[str, AfterValidator(_check_bucket)]
 HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+# A key of a Secret's data (Kubernetes: alphanumerics, '-', '_' and '.').
+SecretKey = Annotated[str, Field(min_length=1, pattern=r"^[-._a-zA-Z0-9]+$")]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -130,7 +138,9 @@ class SecretRef(Model):
     """A key of a Kubernetes Secret. Literal secret values are never accepted."""
 
     secret_name: K8sName
-    key: Annotated[str, Field(min_length=1, pattern=r"^[-._a-zA-Z0-9]+$")]
+    """The Secret's name, in the namespace of the pods that read it."""
+    key: SecretKey
+    """The key within the Secret."""
 
     @model_validator(mode="before")
     @classmethod
@@ -148,9 +158,14 @@ class Image(Model):
     """An image by tag, by digest, or both (`repository:tag@digest`: the digest decides)."""
 
     repository: Annotated[str, Field(min_length=1, pattern=r"^[^\s:@]+(:\d+)?[^\s:@]*$")]
+    """The image's repository, with its registry host (and port) unless it is on Docker
+    Hub, e.g. ghcr.io/acme/finance."""
     tag: Annotated[str, Field(min_length=1, pattern=r"^[\w][\w.-]{0,127}$")] | None = None
+    """The image's tag; may be left out when digest is given."""
     digest: Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$")] | None = None
+    """The image's digest (sha256:<64 hex digits>); with a tag too, the digest decides."""
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    """Kubernetes' imagePullPolicy for the containers that run this image."""
 
     @model_validator(mode="after")
     def _tag_or_digest(self):
@@ -168,19 +183,26 @@ class Image(Model):
 
 class Images(Model):
     lakeport: Image = Image(repository="lakeport", tag="0.1.0")
+    """lakeport's own image: webserver, daemon, the hook Jobs (migrate, Polaris bootstrap),
+    helm test pods and the wait-for-postgres init containers."""
     postgres: Image = Image(repository="postgres", tag="16.6-bookworm")
+    """The in-chart PostgreSQL server (postgres.enabled)."""
     polaris: Image = Image(repository="apache/polaris", tag="1.2.0-incubating")
+    """The in-chart Apache Polaris server (polaris.enabled)."""
     localstack: Image = Image(repository="localstack/localstack", tag="4.14.0")
-    # Bootstraps the Polaris realm (schema + root principal) in Postgres before the server
-    # starts; keep its tag equal to `polaris`'s.
+    """The in-chart LocalStack S3 (localstack.enabled)."""
     polaris_admin_tool: Image = Image(
         repository="apache/polaris-admin-tool", tag="1.2.0-incubating"
     )
+    """Bootstraps the Polaris realm (schema + root principal) in Postgres before the server
+    starts; keep its tag equal to `polaris`'s."""
 
 
 class ResourceList(Model):
     cpu: Quantity | None = None
+    """CPU as a Kubernetes quantity in cores (2, 0.5 or 500m); unset: none."""
     memory: Quantity | None = None
+    """Memory as a Kubernetes quantity in bytes (512Mi, 2Gi); unset: none."""
 
 
 def _check_limits_cover_requests(requests: ResourceList, limits: ResourceList) -> None:
@@ -196,7 +218,10 @@ def _check_limits_cover_requests(requests: ResourceList, limits: ResourceList) -
 
 class Resources(Model):
     requests: ResourceList = ResourceList()
+    """What the scheduler reserves for the container on its node."""
     limits: ResourceList = ResourceList()
+    """The most the container may use: over its memory limit it is OOMKilled, its CPU is
+    throttled at the CPU limit. Never below requests."""
 
     @model_validator(mode="after")
     def _limits_cover_requests(self):
@@ -222,11 +247,19 @@ LabelValue = Annotated[str, Field(max_length=63, pattern=rf"^({_LABEL_NAME})?$")
 
 
 class Toleration(Model):
+    """A Kubernetes toleration: the pod may run on nodes with a matching taint."""
+
     key: str | None = None
+    """The taint key it tolerates; empty with operator Exists: every taint."""
     operator: Literal["Exists", "Equal"] = "Equal"
+    """Equal: the taint's value must be `value`; Exists: any value."""
     value: str | None = None
+    """The taint value it tolerates (operator Equal)."""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """The taint effect it tolerates; empty: every effect."""
     toleration_seconds: Annotated[int, Field(ge=0)] | None = None
+    """With effect NoExecute: seconds the pod stays on a node once the taint is added;
+    unset: for good."""
 
 
 class Scheduling(Model):
@@ -234,13 +267,20 @@ class Scheduling(Model):
     node pool, a priority class or a private registry needs (Kubernetes' own names)."""
 
     node_selector: dict[LabelKey, LabelValue] = {}
+    """Node labels a node must carry for the pod to run on it (the pod's nodeSelector)."""
     tolerations: list[Toleration] = []
-    # A Kubernetes Affinity object (nodeAffinity, podAffinity, podAntiAffinity), as is.
+    """Taints the pod tolerates, e.g. those of a dedicated node pool."""
     affinity: dict = {}
+    """A Kubernetes Affinity object (nodeAffinity, podAffinity, podAntiAffinity), as is."""
     priority_class_name: K8sName | None = None
+    """The pod's PriorityClass; unset: the cluster's default."""
     pod_annotations: dict[str, str] = {}
+    """Annotations on the pod itself (not its Deployment or Job), e.g. for a log shipper."""
     pod_labels: dict[LabelKey, LabelValue] = {}
+    """Labels added to the pod, e.g. for cost allocation."""
     image_pull_secrets: list[K8sName] = []
+    """Names of the Secrets with the registry credentials the pod's images are pulled with
+    (a private registry)."""
 
 
 # --- resource profiles ------------------------------------------------------------------
@@ -250,9 +290,18 @@ class DuckDBOverrides(Model):
     """Explicit DuckDB settings for a profile; anything unset is derived in the run pod."""
 
     memory_limit_fraction: Annotated[float, Field(gt=0, lt=1)] | None = None
+    """DuckDB's memory_limit as this fraction (0 to 1) of the memory the run's container
+    has left when the run starts; unset: 0.8 on one thread, 0.65 on more. Not with
+    memoryLimit."""
     memory_limit: Quantity | None = None
+    """DuckDB's memory_limit as a quantity (e.g. 1536Mi), below the profile's
+    limits.memory. Not with memoryLimitFraction."""
     threads: Annotated[int, Field(ge=1, le=1024)] | None = None
+    """DuckDB's threads; unset: from the CPU limit, kept between as many as give each
+    thread 256 MiB and 352 MiB of memory_limit."""
     max_temp_directory_size: Quantity | None = None
+    """How much DuckDB may spill (its max_temp_directory_size, a quantity), below
+    spillVolumeSize; unset: 90% of spillVolumeSize."""
 
     @model_validator(mode="after")
     def _one_memory_setting(self):
@@ -265,15 +314,23 @@ class DuckDBOverrides(Model):
 
 
 class ResourceProfile(Model):
-    """What one run pod gets: requests/limits, a spill volume, DuckDB settings."""
+    """A resource profile, under its name (what a run's lakeport/profile tag says): what
+    one run pod gets, requests/limits, a spill volume, DuckDB settings."""
 
     description: str = ""
+    """What the profile is for, for people reading platform.yaml; nothing reads it."""
     requests: ResourceList
+    """The run container's requests."""
     limits: ResourceList
+    """The run container's limits; limits.memory is required: DuckDB's memory limit is
+    derived from it."""
     spill_volume_size: Quantity = "10Gi"
+    """Size limit (a quantity) of the run pod's DuckDB spill volume, an emptyDir: a pod
+    that writes more to it is evicted."""
     duckdb: DuckDBOverrides = DuckDBOverrides()
-    # Where this profile's run pods go, e.g. `large` on the big-memory node pool.
+    """DuckDB settings to use instead of the derived ones."""
     scheduling: Scheduling = Scheduling()
+    """Where this profile's run pods go, e.g. `large` on the big-memory node pool."""
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -323,10 +380,15 @@ def _default_profiles() -> dict[str, ResourceProfile]:
 
 class Webserver(Model):
     replicas: Annotated[int, Field(ge=1)] = 1
+    """Pods of the UI; more than one also gets a PodDisruptionBudget (one down at a time)."""
     port: Port = 3000
+    """The port the UI listens on and its Service serves (the read-only UI's too)."""
     log_level: LogLevel = "INFO"
+    """The webserver's Dagster log level (--dagster-log-level)."""
     resources: Resources = _resources("100m", "512Mi", "1", "1Gi")
+    """The webserver container's requests and limits."""
     scheduling: Scheduling = Scheduling()
+    """Where the webserver's pods run."""
 
 
 class ReadOnlyWebserver(Model):
@@ -335,20 +397,28 @@ class ReadOnlyWebserver(Model):
     serves on dagster.webserver.port with its log level."""
 
     enabled: bool = False
+    """Run the read-only UI (Deployment and Service <release>-webserver-read-only)."""
     replicas: Annotated[int, Field(ge=1)] = 1
-    # Its own host on the release's ingress (ingress.enabled), beside ingress.host.
+    """Pods of the read-only UI; more than one also gets a PodDisruptionBudget."""
     host: Hostname | None = None
+    """Its own host on the release's ingress (ingress.enabled), beside ingress.host."""
     resources: Resources = _resources("100m", "512Mi", "1", "1Gi")
+    """The read-only webserver container's requests and limits."""
     scheduling: Scheduling = Scheduling()
+    """Where the read-only UI's pods run."""
 
 
 class TickRetention(Model):
     """Days the instance keeps ticks of each outcome; -1 keeps them forever."""
 
     skipped: Annotated[int, Field(ge=-1)] = 7
+    """Days skipped ticks are kept (-1: forever)."""
     success: Annotated[int, Field(ge=-1)] = 30
+    """Days successful ticks are kept (-1: forever)."""
     failure: Annotated[int, Field(ge=-1)] = 90
+    """Days failed ticks are kept (-1: forever)."""
     started: Annotated[int, Field(ge=-1)] = 30
+    """Days ticks that started and never finished are kept (-1: forever)."""
 
 
 class Retention(Model):
@@ -357,72 +427,113 @@ class Retention(Model):
     ~2,900 rows a day that nobody reads."""
 
     schedule: TickRetention = TickRetention()
+    """How long schedule ticks are kept."""
     sensor: TickRetention = TickRetention()
+    """How long sensor ticks are kept."""
     auto_materialize: TickRetention = TickRetention()
+    """How long automation (auto-materialize) ticks are kept."""
 
 
 class Daemon(Model):
     log_level: LogLevel = "INFO"
+    """The daemon's log level (--log-level)."""
     heartbeat_tolerance_seconds: Annotated[int, Field(ge=30)] = 300
+    """Seconds a daemon may go without a heartbeat before it counts as unhealthy
+    (DAGSTER_DAEMON_HEARTBEAT_TOLERANCE); the pod's liveness check uses it."""
     resources: Resources = _resources("100m", "512Mi", "1", "1Gi")
+    """The daemon container's requests and limits."""
     scheduling: Scheduling = Scheduling()
-
-
+    """Where the daemon's pod runs."""
 
 
 class RunMonitoring(Model):
+    """Dagster's run monitoring (dagster.yaml run_monitoring), done by the daemon."""
+
     enabled: bool = True
+    """The daemon watches runs and fails those whose worker never started or died."""
     start_timeout_seconds: Annotated[int, Field(ge=10)] = 300
+    """A run still starting after this many seconds is marked failed."""
     cancel_timeout_seconds: Annotated[int, Field(ge=10)] = 180
+    """A run still canceling after this many seconds is marked canceled."""
     max_resume_run_attempts: Annotated[int, Field(ge=0)] = 0
+    """Times the daemon starts a new worker for a run whose worker died, instead of failing
+    it (0: it fails; `lakeport dev` always uses 0)."""
     poll_interval_seconds: Annotated[int, Field(ge=5)] = 60
+    """Seconds between the daemon's checks of runs in progress."""
 
 
 class RunRetries(Model):
+    """Dagster's run retries (dagster.yaml run_retries)."""
+
     enabled: bool = True
+    """The daemon launches a failed run again, up to maxRetries times."""
     max_retries: Annotated[int, Field(ge=0, le=10)] = 1
+    """Retries of a failed run; a run's dagster/max_retries tag overrides it."""
 
 
 class TagConcurrencyLimit(Model):
+    """At most `limit` runs with this tag in progress at once; more wait in the queue."""
+
     key: Annotated[str, Field(min_length=1)]
+    """The run tag counted."""
     value: str | None = None
+    """Only runs whose tag has this value count; unset: every run with the tag counts."""
     limit: Annotated[int, Field(ge=0)]
+    """How many such runs may be in progress at once."""
 
 
 class RunQueue(Model):
     max_concurrent_runs: Annotated[int, Field(ge=-1)] = 4
+    """Runs in progress at once across the instance; more wait in the queue (-1: no
+    limit)."""
     tag_concurrency_limits: list[TagConcurrencyLimit] = []
+    """Limits on runs in progress by run tag, e.g. one backfill at a time."""
 
 
 class RunLauncher(Model):
-    # Empty means the release namespace.
     job_namespace: K8sName | None = None
+    """The namespace run Jobs go to; empty: the release namespace. The chart grants the
+    launcher a Role there and puts the platform ConfigMaps there too."""
     finished_job_ttl_seconds: Annotated[int, Field(ge=0)] = 3600
+    """Seconds a finished run Job and its pod (with its logs) stay before Kubernetes
+    deletes them (ttlSecondsAfterFinished)."""
     default_profile: K8sName = DEFAULT_PROFILE
+    """The resource profile of a run that names none (no lakeport/profile tag); a key of
+    resourceProfiles."""
     backoff_limit: Annotated[int, Field(ge=0, le=10)] = 0
-    # The ConfigMap holding the effective platform.yaml; the chart fills it in (leave it
-    # empty). Every profile's run_k8s_config mounts it, because a run's profile tag
-    # replaces the launcher's whole volume list (SHALLOW merge).
+    """Pod retries Kubernetes gives a run Job (backoffLimit); 0: a failed pod fails the run,
+    and run retries decide whether it runs again."""
     platform_config_map: K8sName | None = None
-    # The labels every run pod carries whatever its profile (the release's, which the
-    # NetworkPolicy admits); the chart fills them in (leave empty). dagster-k8s puts the
-    # launcher's `labels` in run_k8s_config's pod_template_spec_metadata, which a profile
-    # tag that sets pod labels replaces (SHALLOW merge), so every profile carries them.
+    """The ConfigMap holding the effective platform.yaml; the chart fills it in (leave it
+    empty). Every profile's run_k8s_config mounts it, because a run's profile tag
+    replaces the launcher's whole volume list (SHALLOW merge)."""
     run_pod_labels: dict[LabelKey, LabelValue] = {}
+    """The labels every run pod carries whatever its profile (the release's, which the
+    NetworkPolicy admits); the chart fills them in (leave empty). dagster-k8s puts the
+    launcher's `labels` in run_k8s_config's pod_template_spec_metadata, which a profile
+    tag that sets pod labels replaces (SHALLOW merge), so every profile carries them."""
 
 
 class Dagster(Model):
-    # On the ServiceAccount of Dagster's pods and run pods, e.g. the IAM role for IRSA
-    # (eks.amazonaws.com/role-arn) that gives them S3 without keys.
     service_account_annotations: dict[str, str] = {}
+    """On the ServiceAccount of Dagster's pods and run pods, e.g. the IAM role for IRSA
+    (eks.amazonaws.com/role-arn) that gives them S3 without keys."""
     webserver: Webserver = Webserver()
+    """The Dagster UI."""
     read_only_webserver: ReadOnlyWebserver = ReadOnlyWebserver()
+    """A second UI that can look but not change anything, on its own ingress host."""
     daemon: Daemon = Daemon()
+    """The Dagster daemon: schedules, sensors, the run queue, run monitoring and retries."""
     run_launcher: RunLauncher = RunLauncher()
+    """Run Jobs: their namespace, lifetime, retries and default resource profile."""
     run_monitoring: RunMonitoring = RunMonitoring()
+    """Dagster's run monitoring: failing runs whose worker never started or died."""
     run_retries: RunRetries = RunRetries()
+    """Dagster's run retries: launching failed runs again."""
     run_queue: RunQueue = RunQueue()
+    """How many runs may be in progress at once, overall and by tag."""
     retention: Retention = Retention()
+    """How long schedule, sensor and automation ticks are kept."""
 
 
 # --- notifications ------------------------------------------------------------------------

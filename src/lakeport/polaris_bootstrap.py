@@ -111,7 +111,10 @@ def catalog_role_name(platform: Platform) -> str:
 
 
 @dataclass
-class Polaris:
+class PolarisClient:
+    """Polaris' REST APIs (OAuth token, management, catalog) for one realm. The settings
+    model of the same service is `lakeport.platform.Polaris`."""
+
     base_url: str  # http://host:port
     realm: str
 
@@ -145,7 +148,7 @@ class Polaris:
 
 
 def wait_for_token(
-    polaris: Polaris, client_id: str, client_secret: str, attempts: int, pause: float
+    polaris: PolarisClient, client_id: str, client_secret: str, attempts: int, pause: float
 ):
     """Polaris may still be starting (post-install runs as soon as objects exist)."""
     last = None
@@ -161,7 +164,7 @@ def wait_for_token(
     raise RuntimeError(f"Polaris did not answer: {last}")
 
 
-def ensure_catalog(polaris: Polaris, token: str, platform: Platform) -> None:
+def ensure_catalog(polaris: PolarisClient, token: str, platform: Platform) -> None:
     name = platform.catalog.name
     mgmt = "/api/management/v1"
     polaris.call(token, "POST", f"{mgmt}/catalogs", catalog_body(platform), ok_statuses=(409,))
@@ -178,7 +181,7 @@ def ensure_catalog(polaris: Polaris, token: str, platform: Platform) -> None:
         )
 
 
-def ensure_principal_roles(polaris: Polaris, token: str, platform: Platform) -> None:
+def ensure_principal_roles(polaris: PolarisClient, token: str, platform: Platform) -> None:
     mgmt = "/api/management/v1"
     principal = platform.polaris.principal
     prole = principal_role_name(platform)
@@ -207,7 +210,9 @@ def _role_names(answer: dict | None) -> set[str]:
     return {role["name"] for role in (answer or {}).get("roles", [])}
 
 
-def principal_credential(polaris: Polaris, token: str, platform: Platform, current: str | None):
+def principal_credential(
+    polaris: PolarisClient, token: str, platform: Platform, current: str | None
+):
     """Working "client_id:client_secret" for the principal; new ones only when needed.
 
     Returns (credential, changed)."""
@@ -234,7 +239,7 @@ def principal_credential(polaris: Polaris, token: str, platform: Platform, curre
     return f"{creds['clientId']}:{creds['clientSecret']}", True
 
 
-def check_principal_reads_catalog(polaris: Polaris, token: str, platform: Platform) -> None:
+def check_principal_reads_catalog(polaris: PolarisClient, token: str, platform: Platform) -> None:
     """List the catalog's namespaces as the principal: proves its token and grants work.
     Runs create the namespaces they write to (one per dbt schema) themselves."""
     catalog = urllib.parse.quote(platform.catalog.name, safe="")
@@ -287,7 +292,7 @@ class SecretStore:
         )
 
 
-def run(platform: Platform, polaris: Polaris, root_credential: str, store: SecretStore,
+def run(platform: Platform, polaris: PolarisClient, root_credential: str, store: SecretStore,
         secret_key: str, attempts: int = 60, pause: float = 5.0) -> None:
     root_token = wait_for_token(polaris, *split_credential(root_credential), attempts, pause)
     ensure_catalog(polaris, root_token, platform)
@@ -313,7 +318,7 @@ def main() -> int:
     if secret is None:
         print("catalog.rest.credentialsSecret is not set; nothing to write to", file=sys.stderr)
         return 2
-    polaris = Polaris(os.environ["POLARIS_BASE_URL"].rstrip("/"), platform.polaris.realm)
+    polaris = PolarisClient(os.environ["POLARIS_BASE_URL"].rstrip("/"), platform.polaris.realm)
     store = SecretStore.in_cluster(os.environ["POD_NAMESPACE"], secret.secret_name)
     run(platform, polaris, os.environ["POLARIS_ROOT_CREDENTIAL"], store, secret.key)
     return 0

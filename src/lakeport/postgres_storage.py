@@ -120,8 +120,11 @@ class _PooledConnections:
     def optimize_for_webserver(
         self, statement_timeout: int, pool_recycle: int, max_overflow: int
     ) -> None:
-        # dagster-postgres' webserver settings (one kept connection, a statement timeout),
-        # with the idle test added: without it the first query after a Postgres restart fails.
+        # Mirrors optimize_for_webserver of dagster-postgres 0.29.27 (event_log/event_log.py,
+        # run_storage/run_storage.py, schedule_storage/schedule_storage.py): one kept
+        # connection and a statement timeout, with the idle test added; without it the
+        # first query after a Postgres restart fails. Upstream's body cannot be reused: it
+        # builds its own engine. tests/unit/test_dagster_seams.py pins its signature.
         self._use_pool(pool_size=1, max_overflow=max_overflow, pool_recycle=pool_recycle)
         db.event.listen(
             self._engine,

@@ -1,4 +1,10 @@
-"""Resource profiles as Dagster run tags: the one place profile numbers become pod config.
+"""Resource profiles for runs: which one a run needs, and the run tags that put it there
+(the one place profile numbers become pod config). The profiles themselves are settings,
+`lakeport.platform.ResourceProfile`.
+
+A model's `meta.lakeport.profile` or its group's profile names what its runs need. One
+pod runs all the models a run selects, so the run takes the largest profile any of them
+asks for (the default profile for those that ask for none): `largest_profile`.
 
 The chart's instance ConfigMap carries the default profile as the launcher's
 `run_k8s_config` (rendered from the same `resourceProfiles` values); a run that names
@@ -8,8 +14,10 @@ being appended next to them (two `spill` volumes would be an invalid pod).
 """
 
 import json
+from collections.abc import Iterable
 
 from lakeport.platform import Platform, Scheduling
+from lakeport.quantities import cpu_cores, memory_bytes
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
 PROFILE_TAG = "lakeport/profile"
@@ -74,3 +82,16 @@ def profile_tags(platform: Platform, profile_name: str | None = None) -> dict[st
         PROFILE_TAG: name,
         K8S_CONFIG_TAG: json.dumps(run_k8s_config(platform, name), sort_keys=True),
     }
+
+
+def largest_profile(platform: Platform, names: Iterable[str | None]) -> str:
+    """The largest (memory, then CPU limit) of the profiles named; None stands for the
+    default, and no names at all for the default too."""
+    default = platform.dagster.run_launcher.default_profile
+    candidates = {name or default for name in names} or {default}
+
+    def size(name: str) -> tuple[int, float]:
+        limits = platform.profile(name).limits
+        return memory_bytes(limits.memory), cpu_cores(limits.cpu) if limits.cpu else 0.0
+
+    return max(sorted(candidates), key=size)

@@ -11,8 +11,8 @@ calls `RunCoordinator.submit_run` before the run is queued (dagster 1.13.27,
 _core/instance/methods/run_launcher_methods.py; the UI, GraphQL, the schedule, sensor,
 backfill and auto-retry daemons all go through it). Here the coordinator, Dagster's
 QueuedRunCoordinator otherwise, adds the run tags of the largest profile the run's assets
-ask for (lakeport.run_profiles), read from the code location's asset graph that the
-webserver and daemon already hold. Then:
+ask for (`lakeport.profiles.largest_profile`), read from the code location's asset graph
+that the webserver and daemon already hold. Then:
 - the launcher puts the run in that profile's pod (K8sRunLauncher reads the
   `dagster-k8s/config` tag) or cgroup (`lakeport dev`'s LocalRunLauncher);
 - the run worker derives DuckDB's settings from that profile;
@@ -31,8 +31,7 @@ from dagster import AssetKey, DagsterRun
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 
 from lakeport.platform import Platform
-from lakeport.profiles import K8S_CONFIG_TAG, PROFILE_TAG, profile_tags
-from lakeport.run_profiles import largest_profile
+from lakeport.profiles import K8S_CONFIG_TAG, PROFILE_TAG, largest_profile, profile_tags
 
 
 class ProfileNotAllowedError(ValueError):

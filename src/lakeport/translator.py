@@ -73,6 +73,12 @@ def materialization_of(props: Mapping[str, Any]) -> str:
 
 
 class LakeportDbtTranslator(DagsterDbtTranslator):
+    """dagster-dbt's translator with lakeport's conventions (this module's docstring): asset
+    keys and groups by layer, owners, the resource profile tag (`meta.lakeport.profile`,
+    else `group_profiles[layer]`), automation conditions, and asset checks from dbt tests.
+    Subclass it, or pass a component's `translation`, to change keys or groups; the op
+    finds each node again through `get_asset_spec`, so a changed key still works."""
+
     def __init__(
         self,
         platform: Platform,

@@ -188,7 +188,7 @@ def platform():
 
 def _run(world, platform):
     store = pb.SecretStore(world.url, "lakeport", "lakeport-polaris-principal", "sa-token", None)
-    pb.run(platform, pb.Polaris(world.url, "POLARIS"), ROOT, store, "credential",
+    pb.run(platform, pb.PolarisClient(world.url, "POLARIS"), ROOT, store, "credential",
            attempts=3, pause=0.01)
 
 
@@ -264,14 +264,14 @@ def test_a_second_run_lists_before_it_grants(world, platform):
 def test_wrong_root_credentials_fail_at_once(world, platform):
     store = pb.SecretStore(world.url, "lakeport", "lakeport-polaris-principal", "t", None)
     with pytest.raises(pb.HttpError) as err:
-        pb.run(platform, pb.Polaris(world.url, "POLARIS"), "root:wrong", store, "credential",
+        pb.run(platform, pb.PolarisClient(world.url, "POLARIS"), "root:wrong", store, "credential",
                attempts=3, pause=0.01)
     assert err.value.status == 401
     assert world.catalogs == {}
 
 
 def test_waits_for_polaris_then_gives_up(platform):
-    polaris = pb.Polaris("http://127.0.0.1:9", "POLARIS")  # nothing listens on port 9
+    polaris = pb.PolarisClient("http://127.0.0.1:9", "POLARIS")  # nothing listens on port 9
     with pytest.raises(RuntimeError, match="did not answer"):
         pb.wait_for_token(polaris, "root", "x", attempts=2, pause=0.01)
 

@@ -15,8 +15,7 @@ from dev_support import LAKEPORT, LOCAL_PLATFORM, make_data_dir
 from lakeport.config import parse_platform
 from lakeport.dev.instance_config import dagster_instance_config, workspace_config, write_yaml
 from lakeport.dev.ports import free_port
-from lakeport.dev.postgres import ServiceError
-from lakeport.dev.processes import find_executable
+from lakeport.dev.processes import ServiceError, find_executable
 from lakeport.dev.s3 import S3Server
 from lakeport.dev.s3_snapshot import S3Snapshot
 

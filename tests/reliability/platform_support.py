@@ -22,9 +22,11 @@ import yaml
 from dagster import DagsterInstance
 from dev_support import graphql, launch_run
 
+from lakeport.dev.options import HOST, DevOptions
 from lakeport.dev.ports import free_port
-from lakeport.dev.processes import ServiceProcess
-from lakeport.dev.supervisor import DevOptions, DevPlatform
+from lakeport.dev.probes import grpc_ready
+from lakeport.dev.processes import ServiceProcess, wait_until_ready
+from lakeport.dev.supervisor import DevPlatform
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -100,16 +102,10 @@ class FaultPlatform:
 
     def restart_code_server(self) -> None:
         """Start the code server again with the same command, as its Deployment would."""
-        from lakeport.dev.supervisor import _grpc_ready
-
         service = self.service(f"code server '{LOCATION}'")
         service.start()
         port = self.platform.code_locations[0].port
-        deadline = time.monotonic() + 120
-        while not _grpc_ready(port):
-            assert service.running(), service.log_tail()
-            assert time.monotonic() < deadline, "code server not back after 120s"
-            time.sleep(0.5)
+        wait_until_ready(service, lambda: grpc_ready(HOST, port), 120, interval=0.5)
 
     def restart_s3(self) -> None:
         """Start the S3 endpoint again and put back what the supervisor's copy holds (moto

@@ -5,12 +5,11 @@ properties from CATALOG_* variables (RCKUtils.environmentCatalogConfig in that j
 `CATALOG_` stripped, `__` -> `-`, `_` -> `.`, lower-cased)."""
 
 import shutil
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from lakeport.dev.processes import ServiceProcess
+from lakeport.dev.probes import http_ok
+from lakeport.dev.processes import ServiceProcess, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 JAR = ROOT / ".tools" / "iceberg" / "iceberg-rest-server-1.10.1.jar"
@@ -50,20 +49,8 @@ class IcebergRestServer:
             env=env,
         )
         self.process.start()
-        deadline = time.monotonic() + timeout
-        while True:
-            if not self.process.running():
-                raise RuntimeError(f"Iceberg REST server exited:\n{self.process.log_tail()}")
-            try:
-                urllib.request.urlopen(f"{self.uri}/v1/config", timeout=2).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"Iceberg REST server not ready after {timeout}s:\n"
-                        f"{self.process.log_tail()}"
-                    ) from None
-                time.sleep(0.3)
+        wait_until_ready(self.process, lambda: http_ok(f"{self.uri}/v1/config"), timeout,
+                         interval=0.3)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from lakeport.dev.ports import free_port, port_in_use
-from lakeport.dev.postgres import PostgresServer, ServiceError
+from lakeport.dev.postgres import PostgresServer
+from lakeport.dev.processes import ServiceError
 
 
 def test_postgres_serves_sql_and_databases(postgres_server, postgres_database):

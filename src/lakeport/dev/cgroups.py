@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lakeport.cgroup_limits import own_cgroup_directories
+
 _PREFIX = "lakeport-run-"
 _CPU_PERIOD_US = 100_000
 
@@ -171,32 +173,10 @@ def _create_v2(name, parent: Path, memory_limit, cpu_limit) -> RunCgroup:
 
 def _hierarchies() -> dict[str, Path]:
     """Controller ("memory", "cpu"; "" for v2) -> the directory of this process's cgroup."""
-    mounts = {}
     try:
-        mountinfo = Path("/proc/self/mountinfo").read_text().splitlines()
-        membership = Path("/proc/self/cgroup").read_text().splitlines()
+        return own_cgroup_directories()
     except OSError as exc:
         raise CgroupUnavailable(f"cannot read this process's cgroups: {exc}") from None
-    for line in mountinfo:
-        before, _, after = line.partition(" - ")
-        fields, tail = before.split(), after.split()
-        if len(fields) < 5 or len(tail) < 3:
-            continue
-        if tail[0] == "cgroup2":
-            mounts[""] = (fields[4], fields[3])
-        elif tail[0] == "cgroup":
-            for controller in set(tail[2].split(",")) & {"memory", "cpu"}:
-                mounts[controller] = (fields[4], fields[3])
-    result = {}
-    for line in membership:
-        hierarchy_id, controllers, path = (line.split(":", 2) + ["", ""])[:3]
-        keys = [""] if hierarchy_id == "0" and controllers == "" else controllers.split(",")
-        for key in keys:
-            if key in mounts:
-                mount_point, mount_root = mounts[key]
-                relative = path[len(mount_root):] if path.startswith(mount_root) else path
-                result[key] = Path(mount_point) / relative.lstrip("/")
-    return result
 
 
 def _make_dir(path: Path) -> Path:

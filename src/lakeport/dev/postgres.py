@@ -12,17 +12,14 @@ import pwd
 import shutil
 import signal
 import subprocess
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
+from lakeport.dev.processes import ServerProcess, ServiceError, ServiceProcess, wait_until_ready
+
 _SEARCH = ["/usr/lib/postgresql/*/bin", "/usr/local/pgsql/bin", "/opt/homebrew/bin", "/usr/bin"]
-
-
-class ServiceError(RuntimeError):
-    """A local service could not start; the message says what to install or change."""
 
 
 def find_postgres_bin() -> Path:
@@ -56,7 +53,9 @@ def _run_as() -> str | None:
 
 
 @dataclass
-class PostgresServer:
+class PostgresServer(ServerProcess):
+    """One PostgreSQL cluster in `data_dir`, served on `host:port` (password auth)."""
+
     data_dir: Path
     port: int
     password: str
@@ -65,7 +64,6 @@ class PostgresServer:
     log_file: Path | None = None
     # Tests trade crash safety for speed; `make dev` keeps fsync on.
     durable: bool = True
-    _process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
     def pgdata(self) -> Path:
@@ -114,37 +112,31 @@ class PostgresServer:
         socket_dir = self.data_dir / "sockets"
         socket_dir.mkdir(exist_ok=True)
         self._own(socket_dir, run_as)
-        log = open(self.log_file or self.data_dir / "postgres.log", "ab")  # noqa: SIM115
-        self._process = subprocess.Popen(
+        self._service = ServiceProcess(
+            f"PostgreSQL on {self.host}:{self.port}",
             [
-                bin_dir / "postgres", "-D", self.pgdata, "-p", str(self.port),
+                str(bin_dir / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
                 "-c", f"listen_addresses={self.host}",
                 "-c", f"unix_socket_directories={socket_dir}",
                 "-c", f"fsync={'on' if self.durable else 'off'}",
             ],
-            user=run_as, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            self.log_file or self.data_dir / "postgres.log",
+            user=run_as,
+            # Fast shutdown: open transactions roll back, the cluster stays consistent.
+            stop_signal=signal.SIGINT,
+            # Tests start it from fixtures on any thread; the server must outlive those.
+            die_with_parent=False,
         )
-        log.close()
-        self._wait_ready(timeout)
+        self._service.start()
+        wait_until_ready(self._service, self._accepts_connections, timeout,
+                         hint="is the port taken?")
 
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._process.poll() is not None:
-                raise ServiceError(
-                    f"PostgreSQL exited with code {self._process.returncode} while starting on "
-                    f"{self.host}:{self.port} (is the port taken?); see "
-                    f"{self.log_file or self.data_dir / 'postgres.log'}"
-                )
-            try:
-                with self.connect(connect_timeout=2):
-                    return
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise ServiceError(
-                        f"PostgreSQL on {self.host}:{self.port} not ready after {timeout:.0f}s"
-                    ) from None
-                time.sleep(0.2)
+    def _accepts_connections(self) -> bool:
+        try:
+            with self.connect(connect_timeout=2):
+                return True
+        except psycopg.OperationalError:
+            return False
 
     def ensure_database(self, name: str) -> None:
         with self.connect(autocommit=True) as conn:
@@ -152,24 +144,6 @@ class PostgresServer:
             exists = conn.execute(query, (name,)).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{name}"')
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def stop(self, timeout: float = 30) -> None:
-        """Fast shutdown (SIGINT): open transactions roll back, the cluster stays consistent."""
-        if not self.running():
-            return
-        self._process.send_signal(signal.SIGINT)
-        try:
-            self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
 
     @staticmethod
     def _own(path: Path, run_as: str | None) -> None:

@@ -1,5 +1,9 @@
 """Child processes of `lakeport dev`: started in their own process group, stopped as a group.
 
+Every service (PostgreSQL, the S3 endpoint, the code servers, the webserver, the daemon,
+and the tests' own servers) is one `ServiceProcess`, and `wait_until_ready` is the one
+place that decides when it has started: its probe answers, or it exited, or time ran out.
+
 Every service runs in a new session, so Ctrl-C in the terminal reaches only the
 supervisor, which then stops the services in order; stopping a service signals its whole
 process group, so whatever it started in that group (the daemon's run workers and their
@@ -14,17 +18,24 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from lakeport.dev.postgres import ServiceError
 
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_PDEATHSIG = 1
 # Children whose Popen collects their exit status; reap_children leaves them alone.
 _OWNED: set[int] = set()
+
+
+class ServiceError(RuntimeError):
+    """A local service could not start; the message says what to install or change."""
+
+
+class Stopped(Exception):
+    """A signal asked us to stop while a service was starting."""
 
 
 def own(pid: int) -> None:
@@ -64,24 +75,38 @@ def find_executable(name: str, install_hint: str) -> str:
 
 @dataclass
 class ServiceProcess:
-    """One long-running program, its output in a log file."""
+    """One long-running program in its own session and process group, its output in a log
+    file (or discarded when there is none)."""
 
     name: str
     argv: Sequence[str]
-    log_file: Path
+    log_file: Path | None
     env: dict[str, str] | None = None
     cwd: Path | None = None
+    # The user to run as (PostgreSQL refuses root); None: ourselves.
+    user: str | None = None
+    # What asks the program to stop; PostgreSQL's fast shutdown is SIGINT.
+    stop_signal: int = signal.SIGTERM
+    # SIGTERM when the supervisor dies, even by SIGKILL. Only safe for a process started
+    # from a thread that outlives it: the kernel sends it when the *thread* exits.
+    die_with_parent: bool = True
     _process: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self) -> None:
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, "ab") as log:
+        if self.log_file is not None:
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        try:
             self._process = subprocess.Popen(
                 list(self.argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env, cwd=self.cwd, start_new_session=True,
-                # The supervisor starts services from its only thread, where this is safe.
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                env=self.env, cwd=self.cwd, user=self.user, start_new_session=True,
+                preexec_fn=(_die_with_parent
+                            if self.die_with_parent and sys.platform.startswith("linux")
+                            else None),
             )
+        finally:
+            if self.log_file is not None:
+                log.close()
         _OWNED.add(self._process.pid)
 
     @property
@@ -96,28 +121,83 @@ class ServiceProcess:
         return self._process.poll() if self._process else None
 
     def log_tail(self, lines: int = 25) -> str:
-        try:
-            text = self.log_file.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_file, lines)
 
     def stop(self, timeout: float = 20) -> None:
-        """SIGTERM to the process group, SIGKILL to the group after `timeout`."""
+        """`stop_signal` to the process group, SIGKILL to the group after `timeout`."""
         if self._process is None:
             return
         pgid = self._process.pid  # the leader of its own session and group
-        _signal_group(pgid, signal.SIGTERM)
-        try:
-            self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            _signal_group(pgid, signal.SIGKILL)
-            self._process.wait()
+        if self._process.poll() is None:
+            _signal_group(pgid, self.stop_signal)
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(pgid, signal.SIGKILL)
+                self._process.wait()
         # The leader is gone; members it did not take with it get a grace period, then KILL.
         deadline = time.monotonic() + timeout
         while _group_alive(pgid) and time.monotonic() < deadline:
             time.sleep(0.1)
         _signal_group(pgid, signal.SIGKILL)
+
+
+class ServerProcess:
+    """Base of a server class that starts one `ServiceProcess` of its own (PostgreSQL, the
+    S3 endpoint): its pid, whether it runs, and stopping it, all through that process."""
+
+    _service: ServiceProcess | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._service.pid if self._service else None
+
+    def running(self) -> bool:
+        return self._service is not None and self._service.running()
+
+    def stop(self, timeout: float = 30) -> None:
+        if self._service is not None:
+            self._service.stop(timeout)
+
+
+def wait_until_ready(
+    service: ServiceProcess,
+    ready: Callable[[], bool],
+    timeout: float,
+    *,
+    what: str | None = None,
+    hint: str = "",
+    stop_requested: threading.Event | None = None,
+    interval: float = 0.2,
+) -> None:
+    """Poll `ready` until it is true. Fail with a `ServiceError` naming `what` (the
+    service's name by default) when the process exits first, with its code, `hint` and the
+    end of its log, or when `timeout` seconds pass; raise `Stopped` when asked to stop."""
+    what = what or service.name
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if stop_requested is not None and stop_requested.is_set():
+            raise Stopped()
+        if not service.running():
+            because = f" ({hint})" if hint else ""
+            raise ServiceError(
+                f"{what} exited with code {service.returncode} while starting{because}; "
+                f"last lines of {service.log_file or 'its output (not kept)'}:\n"
+                f"{service.log_tail()}"
+            )
+        if time.monotonic() > deadline:
+            raise ServiceError(f"{what} did not become ready within {timeout:.0f}s; "
+                               f"see {service.log_file or 'its output (not kept)'}")
+        time.sleep(interval)
+
+
+def log_tail(path: Path | None, lines: int = 25) -> str:
+    """The last lines of a log file, or "(no log)"."""
+    try:
+        text = path.read_text(errors="replace") if path else ""
+    except OSError:
+        text = ""
+    return "\n".join(text.splitlines()[-lines:]) or "(no log)"
 
 
 def _signal_group(pgid: int, sig: int) -> None:

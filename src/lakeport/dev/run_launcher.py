@@ -49,6 +49,11 @@ def run_scratch_dir(platform, run_id: str) -> Path:
 
 
 class LocalRunLauncher(RunLauncher, ConfigurableClass):
+    """Dagster's RunLauncher for `lakeport dev` (this module's docstring): each run is an
+    `execute_run` worker process of the daemon, in a cgroup of its profile's limits when
+    `cgroup_limits` is true and cgroups can be made here. Named in `lakeport dev`'s
+    dagster.yaml (lakeport.dev.instance_config); the chart uses K8sRunLauncher instead."""
+
     def __init__(self, cgroup_limits: bool = True, inst_data: ConfigurableClassData | None = None):
         self._cgroup_limits = cgroup_limits
         self._inst_data = inst_data

@@ -8,21 +8,18 @@ service stops its process group, and as the subreaper of its descendants the sup
 finally stops anything that escaped its group.
 """
 
-import json
 import os
 import signal
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from lakeport.config import PLATFORM_FILE_ENV, PlatformFileError, load_platform
+from lakeport.config import PLATFORM_FILE_ENV, PlatformFileError
 from lakeport.credentials import (
     POSTGRES_PASSWORD_ENV,
     S3_ACCESS_KEY_ID_ENV,
@@ -31,70 +28,30 @@ from lakeport.credentials import (
 from lakeport.dev import cgroups, processes
 from lakeport.dev.dev_secrets import postgres_password
 from lakeport.dev.instance_config import dagster_instance_config, workspace_config, write_yaml
+from lakeport.dev.options import HOST, DevOptions, effective_platform
 from lakeport.dev.ports import port_in_use
-from lakeport.dev.postgres import PostgresServer, ServiceError, find_postgres_bin
-from lakeport.dev.processes import ServiceProcess, find_executable
+from lakeport.dev.postgres import PostgresServer, find_postgres_bin
+from lakeport.dev.probes import daemons_healthy, graphql, grpc_ready, http_ok
+from lakeport.dev.processes import (
+    ServiceError,
+    ServiceProcess,
+    Stopped,
+    find_executable,
+    wait_until_ready,
+)
 from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, S3Server
 from lakeport.dev.s3_snapshot import S3Snapshot
-from lakeport.platform import CodeLocation, Platform
+from lakeport.platform import CodeLocation
 
-HOST = "127.0.0.1"
-DEFAULT_S3_PORT = 4566
 _INSTALL = "run `make install` (it installs the pinned Python packages into .venv)"
 
 
-@dataclass
-class DevOptions:
-    platform_file: Path
-    data_dir: Path | None = None
-    webserver_port: int | None = None
-    code_server_port: int | None = None
-    postgres_port: int | None = None
-    s3_port: int | None = None
-    log_level: str | None = None
-    s3_snapshot_interval: float = 10.0
-    startup_timeout: float = 180.0
-
-
-class Stopped(Exception):
-    """A signal asked us to stop while we were starting."""
-
-
-def effective_platform(options: DevOptions) -> Platform:
-    """The file's settings with the command line's overrides, as every service sees them."""
-    platform = load_platform(options.platform_file)
-    data = platform.model_dump(mode="json", by_alias=True, exclude_none=True)
-    file_data_dir = Path(platform.dev.data_dir)
-    data_dir = (options.data_dir or file_data_dir).resolve()
-    data["dev"]["dataDir"] = str(data_dir)
-    # A relative compute-log dir inside the file's data dir moves with --data-dir.
-    local_dir = Path(platform.compute_logs.local_dir)
-    if not local_dir.is_absolute():
-        try:
-            local_dir = data_dir / local_dir.relative_to(file_data_dir)
-        except ValueError:
-            local_dir = local_dir.resolve()
-    data["computeLogs"]["localDir"] = str(local_dir)
-    dagster = data["dagster"]
-    if options.webserver_port:
-        dagster["webserver"]["port"] = options.webserver_port
-    if options.code_server_port:
-        # The first location on the port given, the others on the ports after it.
-        for i, location in enumerate(data["codeLocations"]):
-            location["port"] = options.code_server_port + i
-    if options.log_level:
-        dagster["webserver"]["logLevel"] = options.log_level.upper()
-        dagster["daemon"]["logLevel"] = options.log_level.upper()
-    data["postgres"]["host"] = HOST
-    if options.postgres_port:
-        data["postgres"]["port"] = options.postgres_port
-    endpoint = platform.object_storage.endpoint
-    s3_port = options.s3_port or (urlsplit(endpoint).port if endpoint else None) or DEFAULT_S3_PORT
-    data["objectStorage"]["endpoint"] = f"http://{HOST}:{s3_port}"
-    return Platform.model_validate(data)
-
-
 class DevPlatform:
+    """The platform on this machine: `start` brings the services up in order (each ready
+    before the next), `serve` watches them, `stop` takes them down in reverse order.
+
+    `run` below is the command around it; the tests drive it directly."""
+
     def __init__(self, options: DevOptions, out=sys.stdout):
         self.options = options
         self.out = out
@@ -121,19 +78,9 @@ class DevPlatform:
     def s3_port(self) -> int:
         return urlsplit(self.platform.object_storage.endpoint).port
 
-    def _wait(self, what: str, ready: Callable[[], bool], alive: Callable[[], bool],
-              log: Path, timeout: float | None = None) -> None:
-        deadline = time.monotonic() + (timeout or self.options.startup_timeout)
-        while not ready():
-            if self.stop_requested.is_set():
-                raise Stopped()
-            if not alive():
-                tail = _tail(log)
-                raise ServiceError(f"{what} exited while starting; last lines of {log}:\n{tail}")
-            if time.monotonic() > deadline:
-                raise ServiceError(f"{what} did not become ready within "
-                                   f"{timeout or self.options.startup_timeout:.0f}s; see {log}")
-            time.sleep(0.3)
+    def _wait(self, service: ServiceProcess, ready: Callable[[], bool], what: str) -> None:
+        wait_until_ready(service, ready, self.options.startup_timeout, what=what,
+                         stop_requested=self.stop_requested, interval=0.3)
 
     # --- preflight -------------------------------------------------------------------------------
 
@@ -201,7 +148,6 @@ class DevPlatform:
         )
         self._password = password
         self.postgres.start(timeout=60)
-        processes.own(self.postgres.pid)
         self.postgres.ensure_database(pg.dagster_database)
         self.say(f"PostgreSQL ready on {HOST}:{pg.port} (data in {shown(cluster_dir)})")
 
@@ -209,7 +155,6 @@ class DevPlatform:
         self.s3 = S3Server(port=self.s3_port, host=HOST, region=self.platform.object_storage.region,
                            log_file=self.logs_dir / "s3.log")
         self.s3.start()
-        processes.own(self.s3.pid)
         buckets = [self.platform.compute_logs.bucket, self.platform.catalog.warehouse_bucket]
         self.s3.ensure_buckets(*buckets)
         self.snapshot = S3Snapshot(self.data_dir / "s3", self.s3.client(), buckets)
@@ -276,8 +221,8 @@ class DevPlatform:
             log, env={**env, **location.env},
         )
         self._launch(service)
-        self._wait(f"the code server of '{location.name}'", lambda: _grpc_ready(location.port),
-                   service.running, log)
+        self._wait(service, lambda: grpc_ready(HOST, location.port),
+                   f"the code server of '{location.name}'")
         self.say(f"code server ready on {HOST}:{location.port} ({location.module}, location "
                  f"'{location.name}')")
 
@@ -292,8 +237,7 @@ class DevPlatform:
             log, env=env,
         )
         self._launch(service)
-        self._wait("the webserver", lambda: _http_ok(self.webserver_url + "/server_info"),
-                   service.running, log)
+        self._wait(service, lambda: http_ok(self.webserver_url + "/server_info"), "the webserver")
         self.say(f"webserver ready on {self.webserver_url}")
 
     def _start_daemon(self, env: dict[str, str], program: str) -> None:
@@ -305,8 +249,7 @@ class DevPlatform:
             log, env=env,
         )
         self._launch(service)
-        self._wait("the daemon", lambda: _daemons_healthy(self.webserver_url), service.running,
-                   log)
+        self._wait(service, lambda: daemons_healthy(self.webserver_url), "the daemon")
         self.say("daemon ready (run queue, schedules, sensors, run monitoring)")
 
     def _launch(self, service: ServiceProcess) -> None:
@@ -351,16 +294,16 @@ class DevPlatform:
         """Terminate running runs through the UI's own API, so they end CANCELED (as the
         user asked) instead of FAILED by an unexplained interrupt, which run retries would
         start again on the next `make dev`. Queued runs stay queued for the next start."""
-        active = _graphql(self.webserver_url, _ACTIVE_RUNS)
+        active = graphql(self.webserver_url, _ACTIVE_RUNS)
         run_ids = [r["runId"] for r in (active or {}).get("runsOrError", {}).get("results", [])]
         if not run_ids:
             return
         self.say(f"cancelling {len(run_ids)} running run(s)")
         for run_id in run_ids:
-            _graphql(self.webserver_url, _TERMINATE, {"runId": run_id})
+            graphql(self.webserver_url, _TERMINATE, {"runId": run_id})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            left = _graphql(self.webserver_url, _ACTIVE_RUNS)
+            left = graphql(self.webserver_url, _ACTIVE_RUNS)
             if not (left or {}).get("runsOrError", {}).get("results"):
                 return
             time.sleep(1)
@@ -430,40 +373,12 @@ def run(options: DevOptions) -> int:
     return code
 
 
-# --- readiness probes ------------------------------------------------------------------
-
-
 def shown(path: Path) -> str:
     """A path as the user gave it: relative to the working directory when inside it."""
     try:
         return str(Path(path).relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def _grpc_ready(port: int) -> bool:
-    # The server answers only after it has loaded the code location.
-    from dagster._grpc.client import DagsterGrpcClient
-
-    try:
-        return DagsterGrpcClient(port=port, host=HOST).ping("lakeport") is not None
-    except Exception:
-        return False
 
 
 _ACTIVE_RUNS = (
@@ -473,62 +388,3 @@ _ACTIVE_RUNS = (
 _TERMINATE = (
     "mutation Terminate($runId: String!) { terminateRun(runId: $runId) { __typename } }"
 )
-
-
-def _graphql(base_url: str, query: str, variables: dict | None = None) -> dict | None:
-    request = urllib.request.Request(
-        base_url + "/graphql",
-        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response).get("data")
-    except (OSError, ValueError):
-        return None
-
-
-_DAEMON_HEALTH = "{ instance { daemonHealth { allDaemonStatuses { required healthy } } } }"
-
-
-def _daemons_healthy(base_url: str) -> bool:
-    data = _graphql(base_url, _DAEMON_HEALTH)
-    try:
-        statuses = data["instance"]["daemonHealth"]["allDaemonStatuses"]
-    except (KeyError, TypeError):
-        return False
-    required = [s for s in statuses if s["required"]]
-    return bool(required) and all(s["healthy"] for s in required)
-
-
-# --- command line ----------------------------------------------------------------------
-
-
-def add_dev_command(commands) -> None:
-    """`lakeport dev`: registered on the `lakeport` command's subparsers."""
-    dev = commands.add_parser(
-        "dev", help="run the whole platform on this machine (what `make dev` does)",
-        description="Start PostgreSQL, an S3 endpoint, the Iceberg catalog, the code "
-        "server, the Dagster webserver and daemon; Ctrl-C stops them all. Flags override "
-        "the platform file.",
-    )
-    dev.add_argument("platform_file", nargs="?", default="platform-config/local/platform.yaml",
-                     type=Path, help="default: %(default)s")
-    dev.add_argument("--data-dir", type=Path, help="state directory (default: dev.dataDir)")
-    dev.add_argument("--webserver-port", type=int, help="default: dagster.webserver.port")
-    dev.add_argument("--code-server-port", type=int,
-                     help="port of the first code location, the others follow; "
-                     "default: codeLocations[].port")
-    dev.add_argument("--postgres-port", type=int, help="default: postgres.port")
-    dev.add_argument("--s3-port", type=int, help="default: the port of objectStorage.endpoint")
-    dev.add_argument("--log-level", type=str.upper,
-                     choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
-                     help="webserver, daemon and code server (default: from the file)")
-    dev.add_argument("--s3-snapshot-interval", type=float, default=10.0, metavar="SECONDS",
-                     help="how often S3 objects are copied to the data dir (default: 10)")
-    dev.set_defaults(run=lambda args: run(DevOptions(
-        platform_file=args.platform_file, data_dir=args.data_dir,
-        webserver_port=args.webserver_port, code_server_port=args.code_server_port,
-        postgres_port=args.postgres_port, s3_port=args.s3_port, log_level=args.log_level,
-        s3_snapshot_interval=args.s3_snapshot_interval,
-    )))

@@ -1,0 +1,114 @@
+"""The private parts of dagster-dbt and dagster-postgres (both pinned at 0.29.27) that
+lakeport overrides. An override of a method that upstream renamed is silently dead: the
+run still works, only slower (dagster-dbt's `dbt --version` subprocess and adapter come
+back, several seconds a run) or without the idle-connection test (the webserver's first
+query after a Postgres restart fails). These tests fail instead, naming the seam."""
+
+import importlib.metadata
+import inspect
+import sys
+from functools import cached_property
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource
+from dagster_postgres.event_log import PostgresEventLogStorage
+from dagster_postgres.run_storage import PostgresRunStorage
+from dagster_postgres.schedule_storage import PostgresScheduleStorage
+from packaging import version
+
+from lakeport.dbt_assets import LakeportDbtCliResource
+from lakeport.postgres_storage import (
+    PooledPostgresEventLogStorage,
+    PooledPostgresRunStorage,
+    PooledPostgresScheduleStorage,
+)
+
+DEMO_PROJECT = Path(__file__).resolve().parents[2] / "src" / "lakeport_demo" / "dbt_project"
+POSTGRES_STORAGES = [
+    (PostgresRunStorage, PooledPostgresRunStorage),
+    (PostgresEventLogStorage, PooledPostgresEventLogStorage),
+    (PostgresScheduleStorage, PooledPostgresScheduleStorage),
+]
+
+
+def _parameters(function) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def _seam(cls: type, name: str):
+    """The attribute `cls` itself defines, or a failure naming the seam."""
+    assert name in vars(cls), (
+        f"seam gone: {cls.__module__}.{cls.__qualname__}.{name} no longer exists; lakeport's "
+        f"override of it does nothing now"
+    )
+    return vars(cls)[name]
+
+
+def test_dagster_dbt_still_reads_the_cli_version_lakeport_answers_without_a_subprocess():
+    upstream = _seam(DbtCliResource, "_cli_version")
+    assert isinstance(upstream, cached_property), (
+        "seam changed: DbtCliResource._cli_version is no longer a cached_property"
+    )
+    assert isinstance(vars(LakeportDbtCliResource)["_cli_version"], cached_property)
+    assert "self._cli_version" in inspect.getsource(DbtCliResource.cli), (
+        "seam changed: DbtCliResource.cli no longer reads self._cli_version"
+    )
+
+
+def test_dagster_dbt_still_opens_its_adapter_through_the_method_lakeport_turns_off():
+    upstream = _seam(DbtCliResource, "_initialize_dbt_core_adapter")
+    assert _parameters(upstream) == ["self", "args"], (
+        "seam changed: DbtCliResource._initialize_dbt_core_adapter's parameters are now "
+        f"{_parameters(upstream)}"
+    )
+    assert _parameters(LakeportDbtCliResource._initialize_dbt_core_adapter) == ["self", "args"]
+    assert "self._initialize_dbt_core_adapter(args)" in inspect.getsource(DbtCliResource.cli), (
+        "seam changed: DbtCliResource.cli no longer calls self._initialize_dbt_core_adapter"
+    )
+
+
+def test_the_cli_version_override_gives_the_installed_dbt_core_without_running_dbt(monkeypatch):
+    import dagster_dbt.core.resource as upstream_resource
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"dbt was started to learn its version: {args}")
+
+    # dagster-dbt's own _cli_version runs `dbt --version` through this name.
+    assert hasattr(upstream_resource, "check_output"), "seam changed: resource.check_output"
+    monkeypatch.setattr(upstream_resource, "check_output", no_subprocess)
+    resource = LakeportDbtCliResource(
+        project_dir=str(DEMO_PROJECT), dbt_executable=str(Path(sys.executable).with_name("dbt"))
+    )
+    assert resource._cli_version == version.parse(importlib.metadata.version("dbt-core"))
+
+
+def test_dagster_postgres_storages_keep_the_seams_the_pooled_storages_replace():
+    for upstream, pooled in POSTGRES_STORAGES:
+        name = upstream.__qualname__
+        assert _parameters(upstream.__init__) == [
+            "self", "postgres_url", "should_autocreate_tables", "inst_data", "token_provider",
+        ], f"seam changed: {name}.__init__ takes {_parameters(upstream.__init__)}"
+        webserver = _seam(upstream, "optimize_for_webserver")
+        assert _parameters(webserver) == [
+            "self", "statement_timeout", "pool_recycle", "max_overflow",
+        ], f"seam changed: {name}.optimize_for_webserver takes {_parameters(webserver)}"
+        # The pooled storages swap `self._engine` and build engines from these two.
+        for source in (inspect.getsource(upstream.__init__), inspect.getsource(webserver)):
+            assert "self._engine" in source or "self._token_provider" in source, (
+                f"seam changed: {name} no longer keeps its engine in self._engine"
+            )
+        assert "self._engine = " in inspect.getsource(webserver), (
+            f"seam changed: {name}.optimize_for_webserver no longer replaces self._engine"
+        )
+        _seam(upstream, "from_config_value")
+        assert pooled.__mro__.index(upstream) > 1  # the pooled override comes first
+
+
+def test_dagster_calls_optimize_for_webserver_on_each_storage_as_lakeport_overrides_it():
+    from dagster._core.instance.methods import storage_methods
+
+    source = inspect.getsource(storage_methods)
+    for storage in ("_run_storage", "_event_storage", "_schedule_storage"):
+        assert f"{storage}.optimize_for_webserver(" in source, (
+            f"seam changed: DagsterInstance no longer calls {storage}.optimize_for_webserver"
+        )
