@@ -129,6 +129,8 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 # A key of a Secret's data (Kubernetes: alphanumerics, '-', '_' and '.').
 SecretKey = Annotated[str, Field(min_length=1, pattern=r"^[-._a-zA-Z0-9]+$")]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# A PostgreSQL role or database name lakeport accepts: lowercase, unquoted, 63 at most.
+PgIdentifier = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
 
 
 # --- building blocks -------------------------------------------------------------------
@@ -291,14 +293,14 @@ class DuckDBOverrides(Model):
 
     memory_limit_fraction: Annotated[float, Field(gt=0, lt=1)] | None = None
     """DuckDB's memory_limit as this fraction (0 to 1) of the memory the run's container
-    has left when the run starts; unset: 0.8 on one thread, 0.65 on more. Not with
-    memoryLimit."""
+    has left when the run starts; unset: 0.8, or 0.65 where that would give over 352 MiB
+    or threads is above 1. Not with memoryLimit."""
     memory_limit: Quantity | None = None
     """DuckDB's memory_limit as a quantity (e.g. 1536Mi), below the profile's
     limits.memory. Not with memoryLimitFraction."""
     threads: Annotated[int, Field(ge=1, le=1024)] | None = None
-    """DuckDB's threads; unset: from the CPU limit, kept between as many as give each
-    thread 256 MiB and 352 MiB of memory_limit."""
+    """DuckDB's threads; unset: as many as the CPU limit gives, kept so that each thread
+    has 256 to 352 MiB of memory_limit."""
     max_temp_directory_size: Quantity | None = None
     """How much DuckDB may spill (its max_temp_directory_size, a quantity), below
     spillVolumeSize; unset: 90% of spillVolumeSize."""
@@ -540,10 +542,10 @@ class Dagster(Model):
 
 
 class Notifications(Model):
-    # The run-failure webhook's URL (chat webhooks carry their token in it), read by every
-    # code location's sensor as LAKEPORT_FAILURE_WEBHOOK_URL. A location's secretEnv of
-    # that name gives it a webhook of its own.
     failure_webhook_secret: SecretRef | None = None
+    """The run-failure webhook's URL (chat webhooks carry their token in it), read by every
+    code location's sensor as LAKEPORT_FAILURE_WEBHOOK_URL. A location's secretEnv of
+    that name gives it a webhook of its own."""
 
 
 # --- lineage ------------------------------------------------------------------------------
@@ -555,29 +557,36 @@ class LineageTransport(Model):
     event per line, appended)."""
 
     type: Literal["noop", "http", "file"] = "noop"
-    # http: POST to url + endpoint, Bearer token from tokenSecret when it is given.
+    """noop (no events), http (POST to an OpenLineage endpoint) or file (append JSON lines)."""
     url: HttpUrl | None = None
+    """http: the endpoint's base URL; events are POSTed to url + endpoint, with a Bearer
+    token from tokenSecret when it is given. Required with type http."""
     endpoint: Annotated[str, Field(pattern=r"^[\w.\-/]*$")] = "api/v1/lineage"
+    """http: the path appended to url."""
     token_secret: SecretRef | None = None
-    # Per POST; a run waits at most this long (times 3 tries) before it stops sending.
+    """http: the Secret key holding the Bearer token; only the http transport sends it."""
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5
-    # file: a path in the run's container (or on the machine, for `lakeport dev`).
+    """http: seconds per POST; a run waits at most this long (times 3 tries) before it
+    stops sending."""
     log_file_path: Annotated[str, Field(min_length=1)] | None = None
+    """file: a path in the run's container (or on the machine, for `lakeport dev`).
+    Required with type file."""
 
 
 class Lineage(Model):
     """OpenLineage run events for what runs build (lakeport.lineage)."""
 
     transport: LineageTransport = LineageTransport()
-    # The OpenLineage job namespace of every job lakeport reports (Dagster jobs, dbt models,
-    # Python assets, Iceberg commits).
+    """Where the events go."""
     job_namespace: Annotated[str, Field(min_length=1, pattern=r"^[\w.\-:/]+$")] = "lakeport"
-    # The dataset namespace of the catalog's tables, named by their Iceberg identifiers.
-    # Empty: iceberg://<catalog.name>. Give each platform its own when two share a
-    # lineage backend.
+    """The OpenLineage job namespace of every job lakeport reports (Dagster jobs, dbt
+    models, Python assets, Iceberg commits)."""
     dataset_namespace: Annotated[str, Field(min_length=1, pattern=r"^[\w.\-+]+://\S+$")] | None = (
         None
     )
+    """The dataset namespace of the catalog's tables, named by their Iceberg identifiers.
+    Empty: iceberg://<catalog.name>. Give each platform its own when two share a
+    lineage backend."""
 
 
 # --- code locations -----------------------------------------------------------------------
@@ -597,8 +606,11 @@ class SecretEnv(Model):
     """An environment variable whose value is a key of a Kubernetes Secret."""
 
     name: EnvName
+    """The environment variable's name."""
     secret_name: K8sName
-    key: Annotated[str, Field(min_length=1, pattern=r"^[-._a-zA-Z0-9]+$")]
+    """The Secret holding the value, in the namespace of the pods that read it."""
+    key: SecretKey
+    """The key within the Secret."""
 
 
 def _check_plain_env(env: dict[str, str]) -> dict[str, str]:
@@ -613,7 +625,6 @@ def _check_plain_env(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-
 class CodeLocation(Model):
     """One team's code: a gRPC code server in the team's image, and the runs it starts.
 
@@ -622,20 +633,29 @@ class CodeLocation(Model):
     """
 
     name: LocationName
+    """The location's name in Dagster and in its Service, <release>-code-<name>: a DNS
+    label of 17 characters at most, unique among codeLocations."""
     image: Image
-    # The Python module whose `defs` (a dagster.Definitions) the code server serves; a
-    # `dg` project's `<package>.definitions` is one.
+    """The team's image: the code server runs in it, and so do this location's runs."""
     module: ModuleName
+    """The Python module whose `defs` (a dagster.Definitions) the code server serves; a
+    `dg` project's `<package>.definitions` is one."""
     port: Port = 4000
+    """The gRPC port the code server listens on and its Service serves."""
     replicas: Annotated[int, Field(ge=1)] = 1
+    """Code server pods; more than one also gets a PodDisruptionBudget."""
     resources: Resources = _resources("100m", "512Mi", "1", "1Gi")
-    # Plain settings; anything secret goes in secretEnv.
+    """The code server container's requests and limits (its runs get their profile's)."""
     env: Annotated[dict[EnvName, str], AfterValidator(_check_plain_env)] = {}
+    """Plain environment variables of the code server and its runs; anything secret goes
+    in secretEnv."""
     secret_env: list[SecretEnv] = []
-    # The resource profiles this location's runs may use (empty: every profile).
+    """Environment variables of the code server and its runs, each from a Secret's key."""
     profiles: list[K8sName] = []
-    # For the code server's pods (its runs take their profile's).
+    """The resource profiles this location's runs may use (empty: every profile); must
+    include dagster.runLauncher.defaultProfile."""
     scheduling: Scheduling = Scheduling()
+    """For the code server's pods (its runs take their profile's)."""
 
 
 def _default_code_locations() -> list[CodeLocation]:
@@ -652,26 +672,45 @@ def _default_code_locations() -> list[CodeLocation]:
 
 
 class ComputeLogs(Model):
+    """Steps' stdout and stderr, uploaded to S3 (Dagster's S3ComputeLogManager)."""
+
     bucket: BucketName = "lakeport-compute-logs"
+    """The S3 bucket the logs go to (the in-chart LocalStack creates it)."""
     prefix: Annotated[str, Field(pattern=r"^[\w.\-/]*$")] = "compute-logs"
+    """The key prefix of the logs in the bucket."""
     upload_interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+    """Seconds between uploads of a running step's logs so far (upload_interval)."""
     local_dir: Annotated[str, Field(min_length=1)] = "/tmp/dagster-compute-logs"
+    """The directory where each process writes logs before they are uploaded."""
     skip_empty_files: bool = True
+    """Do not upload empty log files."""
 
 
 class ObjectStorage(Model):
-    # Empty endpoint: the in-chart LocalStack when it is enabled, else AWS S3 itself.
+    """The S3 service of the warehouse and the compute logs, for every pod."""
+
     endpoint: HttpUrl | None = None
+    """The S3 endpoint URL. Empty: the in-chart LocalStack when it is enabled, else AWS S3
+    itself."""
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")] = "us-east-1"
+    """The S3 region (AWS_REGION of every pod)."""
     path_style: bool = True
-    # Empty: the pods' own identity (IRSA / workload identity) gives S3 access.
+    """Path-style addressing (endpoint/bucket/key), which LocalStack and most S3-compatible
+    servers need; false: virtual-hosted style (bucket.endpoint/key)."""
     credentials_secret: "S3CredentialsSecret | None" = None
+    """The Secret with an S3 key pair. Empty: the pods' own identity (IRSA / workload
+    identity) gives S3 access."""
 
 
 class S3CredentialsSecret(Model):
+    """An S3 access key pair in a Kubernetes Secret."""
+
     secret_name: K8sName
+    """The Secret's name, in the namespace of the pods that read it."""
     access_key_id_key: str = "AWS_ACCESS_KEY_ID"
+    """The key of the Secret holding the access key id."""
     secret_access_key_key: str = "AWS_SECRET_ACCESS_KEY"
+    """The key of the Secret holding the secret access key."""
 
     @model_validator(mode="before")
     @classmethod
@@ -683,17 +722,23 @@ ObjectStorage.model_rebuild()
 
 
 class RestCatalog(Model):
-    # Empty uri: the in-chart Polaris service.
+    """An Iceberg REST catalog: the in-chart Polaris, or one at uri."""
+
     uri: HttpUrl | None = None
-    # client_id:client_secret of the Polaris principal (written by the bootstrap Job).
+    """The catalog's base URL. Empty: the in-chart Polaris service (required when
+    polaris.enabled is false)."""
     credentials_secret: SecretRef | None = None
+    """client_id:client_secret of the Polaris principal (written by the bootstrap Job).
+    Empty: the chart's Secret (required when polaris.enabled is false)."""
     scope: str = "PRINCIPAL_ROLE:ALL"
+    """The OAuth2 scope of the catalog token the credential is exchanged for."""
 
 
 class SqlCatalog(Model):
     """pyiceberg's SQL catalog: one machine, no Polaris. Path relative to dev.dataDir."""
 
     sqlite_path: Annotated[str, Field(min_length=1)] = "catalog/iceberg.db"
+    """The SQLite file of the catalog, relative to dev.dataDir."""
 
 
 def _check_warehouse(value: str) -> str:
@@ -705,11 +750,21 @@ def _check_warehouse(value: str) -> str:
 
 
 class Catalog(Model):
+    """The Iceberg catalog every table is registered in."""
+
     type: Literal["rest", "sql"] = "rest"
+    """rest: an Iceberg REST catalog (catalog.rest); sql: pyiceberg's SQL catalog in a
+    SQLite file, for one machine (catalog.sql)."""
     name: K8sName = "lakeport"
+    """The catalog's name (in Polaris, the bootstrap Job creates it); also the default
+    lineage dataset namespace, iceberg://<name>."""
     warehouse: Annotated[str, AfterValidator(_check_warehouse)] = "s3://lakeport-warehouse/"
+    """Where the tables' data and metadata files go: an s3://bucket/path URI (the in-chart
+    LocalStack creates the bucket)."""
     rest: RestCatalog = RestCatalog()
+    """The REST catalog, with type rest."""
     sql: SqlCatalog = SqlCatalog()
+    """The SQL catalog, with type sql."""
 
     @property
     def warehouse_bucket(self) -> str:
@@ -717,21 +772,34 @@ class Catalog(Model):
 
 
 class Postgres(Model):
-    # enabled: a StatefulSet in the chart. Disabled: an external server at host:port.
+    """The PostgreSQL of Dagster's storage and Polaris' metastore."""
+
     enabled: bool = True
+    """true: a StatefulSet in the chart. false: an external server at host:port."""
     host: Hostname | None = None
+    """The external server's DNS name or IP address; required when enabled is false (with
+    enabled, the chart's own Service is used)."""
     port: Port = 5432
-    user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "lakeport"
-    dagster_database: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "dagster"
-    polaris_database: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "polaris"
-    # Empty with enabled=true: the chart generates a Secret once and keeps it on upgrade.
+    """The port lakeport and Polaris connect to (the in-chart Service's port)."""
+    user: PgIdentifier = "lakeport"
+    """The role Dagster and Polaris connect as (the in-chart server creates it)."""
+    dagster_database: PgIdentifier = "dagster"
+    """The database of Dagster's run, event log and schedule storage."""
+    polaris_database: PgIdentifier = "polaris"
+    """The database of Polaris' metastore (the in-chart server creates it)."""
     password_secret: SecretRef | None = None
+    """The Secret key holding the user's password. Empty with enabled=true: the chart
+    generates a Secret once and keeps it on upgrade. Required when enabled is false."""
     ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = (
         "prefer"
     )
+    """The sslmode (libpq's values) of Dagster's connections and of Polaris' JDBC URL."""
     storage_size: Quantity = "8Gi"
+    """The size (a quantity) of the in-chart server's data volume."""
     storage_class_name: K8sName | None = None
+    """The StorageClass of that volume; unset: the cluster's default."""
     resources: Resources = _resources("100m", "256Mi", "1", "1Gi")
+    """The in-chart server's requests and limits."""
 
     @model_validator(mode="after")
     def _external_needs_host(self):
@@ -748,45 +816,77 @@ class Postgres(Model):
 
 
 class Polaris(Model):
+    """Apache Polaris in the chart, the Iceberg REST catalog."""
+
     enabled: bool = True
+    """Run Polaris in the chart; false: catalog.rest.uri names another catalog."""
     realm: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "POLARIS"
+    """The Polaris realm the chart bootstraps and lakeport uses."""
     port: Port = 8181
+    """The Polaris Service's port."""
     principal: K8sName = "dagster"
-    # Empty: the chart generates the realm's root credentials once and keeps them.
+    """The Polaris principal of Dagster and its runs (the bootstrap Job creates it)."""
     root_credentials_secret: SecretRef | None = None
+    """The realm's root credentials (client_id:client_secret). Empty: the chart generates
+    them once and keeps them."""
     bootstrap_backoff_limit: Annotated[int, Field(ge=0, le=20)] = 6
-    # On Polaris' own ServiceAccount: Polaris writes table metadata to the warehouse.
+    """Pod retries (backoffLimit) of the bootstrap Job that runs after install and upgrade."""
     service_account_annotations: dict[str, str] = {}
+    """On Polaris' own ServiceAccount: Polaris writes table metadata to the warehouse, e.g.
+    the IAM role for IRSA (eks.amazonaws.com/role-arn)."""
     resources: Resources = _resources("250m", "512Mi", "2", "1Gi")
+    """Requests and limits of the Polaris container and of its realm-bootstrap init
+    container."""
 
 
 class LocalStack(Model):
+    """LocalStack's S3 in the chart, for clusters without an S3 service."""
+
     enabled: bool = True
+    """Run LocalStack in the chart. It keeps objects in memory only: they are gone when its
+    pod restarts."""
     port: Port = 4566
+    """The LocalStack Service's port."""
     resources: Resources = _resources("100m", "512Mi", "1", "1Gi")
+    """The LocalStack container's requests and limits."""
 
 
 class IngressTls(Model):
+    """One TLS entry of the Ingress: a certificate and the hosts it covers."""
+
     secret_name: K8sName
+    """The TLS Secret (certificate and key)."""
     hosts: list[Hostname] = []
+    """The hosts the certificate covers."""
 
 
 class Ingress(Model):
+    """An Ingress for the UI (and the read-only UI's host)."""
+
     enabled: bool = False
+    """Render the Ingress."""
     class_name: K8sName | None = None
+    """The IngressClass; unset: the cluster's default."""
     host: Hostname | None = None
+    """The UI's host; unset: every host."""
     path: Annotated[str, Field(pattern=r"^/")] = "/"
+    """The UI's path; other than "/", the webserver serves under it (--path-prefix)."""
     path_type: Literal["Prefix", "Exact", "ImplementationSpecific"] = "Prefix"
+    """Kubernetes' pathType of that path."""
     tls: list[IngressTls] = []
+    """TLS entries; when any lists hosts, one must list ingress.host."""
     annotations: dict[str, str] = {}
+    """Annotations of the Ingress, e.g. for the ingress controller or cert-manager."""
 
 
 class Dev(Model):
     """`make dev` only: where the one-machine platform keeps its state."""
 
     data_dir: Annotated[str, Field(min_length=1)] = ".dev"
-    # Run workers in a cgroup sized by their profile (root on Linux only).
+    """The directory (relative: to the working directory) of the one-machine platform's
+    Postgres, S3, Dagster and run state."""
     cgroup_limits: bool = True
+    """Run workers in a cgroup sized by their profile (root on Linux only)."""
 
 
 # --- the whole file -------------------------------------------------------------------------
@@ -796,21 +896,36 @@ class Platform(Model):
     """The whole of `platform.yaml`."""
 
     images: Images = Images()
+    """The images of the platform's own pods (each code location names its own)."""
     dagster: Dagster = Dagster()
+    """Dagster: the UI, the daemon, run Jobs, the run queue and retention."""
     code_locations: Annotated[list[CodeLocation], Field(min_length=1)] = Field(
         default_factory=_default_code_locations
     )
+    """The teams' code: one gRPC code server each, in the team's image (at least one)."""
     resource_profiles: dict[K8sName, ResourceProfile] = Field(default_factory=_default_profiles)
+    """What a run pod gets, by profile name; a run picks one with its lakeport/profile
+    tag. Must define 'transform'."""
     compute_logs: ComputeLogs = ComputeLogs()
+    """Where steps' stdout and stderr go (S3)."""
     object_storage: ObjectStorage = ObjectStorage()
+    """The S3 service of the warehouse and the compute logs."""
     catalog: Catalog = Catalog()
+    """The Iceberg catalog and its warehouse."""
     postgres: Postgres = Postgres()
+    """The PostgreSQL of Dagster and Polaris: in the chart, or external."""
     polaris: Polaris = Polaris()
+    """Apache Polaris in the chart (the REST catalog)."""
     localstack: LocalStack = LocalStack()
+    """LocalStack's S3 in the chart."""
     ingress: Ingress = Ingress()
+    """The Ingress of the UI."""
     notifications: Notifications = Notifications()
+    """Run-failure notifications."""
     lineage: Lineage = Lineage()
+    """OpenLineage events of what runs build."""
     dev: Dev = Dev()
+    """`make dev` (one machine) only."""
 
     @model_validator(mode="after")
     def _cross_checks(self):

@@ -1,6 +1,11 @@
-"""The chart's `values.schema.json` and `values.yaml`, both generated from the platform model."""
+"""The chart's `values.schema.json` and `values.yaml`, both generated from the platform model.
+
+Both carry the model's field docstrings (pydantic's descriptions): the schema for an
+editor's hover, values.yaml as the comment above each key.
+"""
 
 import json
+import textwrap
 
 import yaml
 
@@ -12,6 +17,8 @@ VALUES_HEADER = """\
 # These are the chart defaults; put an environment's settings in
 # platform-config/<env>/platform.yaml and pass it with `-f`.
 """
+COMMENT_WIDTH = 88
+INDENT = "  "
 
 
 def values_schema() -> dict:
@@ -26,4 +33,92 @@ def values_schema_json() -> str:
 
 
 def values_yaml() -> str:
-    return VALUES_HEADER + yaml.safe_dump(chart_defaults(), sort_keys=False)
+    """The chart defaults, each key under a comment: its description in the schema."""
+    schema = values_schema()
+    lines = []
+    for key, value in chart_defaults().items():
+        lines.append("")
+        lines += _entry(key, value, schema["properties"][key], schema, 0)
+    return VALUES_HEADER + "\n".join(lines) + "\n"
+
+
+def _entry(key: str, value, prop: dict, root: dict, depth: int) -> list[str]:
+    """`key: value` as YAML lines at `depth`, below the comment that describes it."""
+    indent = INDENT * depth
+    node = _resolve(prop, root, value)
+    # An entry of a map of the user's names (a profile of resourceProfiles) is described by
+    # its model's docstring.
+    description = prop.get("description") or node.get("description")
+    if not description:
+        # Every key of values.yaml is a field of the model, and every field has a docstring
+        # (tests/chart/test_values_schema.py); a key without one is a model without it.
+        raise ValueError(f"no description for values key {key!r}")
+    lines = _comment(description, indent)
+    if isinstance(value, dict) and (value or "properties" in node):
+        # A model with every key unset stays `{}`, its keys listed commented out below.
+        lines.append(f"{indent}{_dump(key)}:" + ("" if value else " {}"))
+        lines += _mapping(value, node, root, depth + 1)
+    elif isinstance(value, list) and value:
+        lines.append(f"{indent}{_dump(key)}:")
+        for item in value:
+            lines += _list_item(item, _resolve(node["items"], root, item), root, depth + 1)
+    else:
+        lines.append(f"{indent}{_dump(key)}: {_dump(value)}")
+    return lines
+
+
+def _comment(description: str, indent: str) -> list[str]:
+    width = COMMENT_WIDTH - len(indent) - 2
+    text = " ".join(description.split())
+    return [f"{indent}# {line}" for line in textwrap.wrap(text, width, break_on_hyphens=False)]
+
+
+def _mapping(value: dict, node: dict, root: dict, depth: int) -> list[str]:
+    if "properties" not in node:
+        # A map of the user's names (resourceProfiles): one schema for every entry.
+        return [
+            line for key, item in value.items()
+            for line in _entry(key, item, node["additionalProperties"], root, depth)
+        ]
+    lines = []
+    for key, prop in node["properties"].items():
+        if key in value:
+            lines += _entry(key, value[key], prop, root, depth)
+        else:
+            # Unset by default (chart_defaults leaves out None): commented out, so the file
+            # still shows every key one may set here.
+            indent = INDENT * depth
+            lines += _comment(prop["description"], indent) + [f"{indent}# {_dump(key)}:"]
+    return lines
+
+
+def _list_item(item, node: dict, root: dict, depth: int) -> list[str]:
+    """A list item: `- ` in place of the indent of its first key, whose comment stays above."""
+    indent = INDENT * depth
+    if not isinstance(item, dict) or not item:
+        return [f"{indent}- {_dump(item)}"]
+    lines = _mapping(item, node, root, depth + 1)
+    first = next(i for i, line in enumerate(lines) if not line.lstrip().startswith("#"))
+    lines[:first] = [indent + line.lstrip() for line in lines[:first]]
+    lines[first] = f"{indent}- {lines[first].lstrip()}"
+    return lines
+
+
+def _resolve(node: dict, root: dict, value) -> dict:
+    """The schema that describes `value`: through $ref, and the alternative of an anyOf
+    (`X | None`) that is an object when the value is a mapping, an array for a list."""
+    if "$ref" in node:
+        return _resolve(root["$defs"][node["$ref"].rsplit("/", 1)[1]], root, value)
+    for option in node.get("anyOf", []):
+        option = _resolve(option, root, value)
+        if (isinstance(value, dict) and option.get("type") == "object") or (
+            isinstance(value, list) and option.get("type") == "array"
+        ):
+            return option
+    return node
+
+
+def _dump(value) -> str:
+    """One value as PyYAML writes it (quoting as needed), on one line."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=float("inf"), sort_keys=False)
+    return text.removesuffix("\n").removesuffix("\n...").strip()

@@ -3,6 +3,9 @@ dagster.yaml for webserver, daemon, code server and (through the instance ref) r
 No secret value appears here: the Postgres password is read from LAKEPORT_POSTGRES_PASSWORD
 (`env:` syntax), which every pod gets by secretKeyRef.
 */}}
+
+{{/* dagster-postgres' `postgres_db` block, the same for the three storages
+(lakeport.postgres_storage.postgres_db_config builds the same keys for `lakeport dev`). */}}
 {{- define "lakeport.postgresDb" -}}
 {{- $p := fromYaml (include "lakeport.effectivePlatform" .) -}}
 postgres_db:
@@ -113,6 +116,7 @@ image_pull_secrets:
 {{- end }}
 {{- end -}}
 
+{{/* lakeport.podSecurityContext in dagster-k8s's snake_case, for run pods' pod_spec_config. */}}
 {{- define "lakeport.podSecurityContextSnake" -}}
 run_as_non_root: true
 run_as_user: {{ .uid }}
@@ -122,6 +126,8 @@ seccomp_profile:
   type: RuntimeDefault
 {{- end -}}
 
+{{/* The instance's dagster.yaml: the instance ConfigMap's, and (without run_launcher) the
+migrate hook's copy. Returns YAML. */}}
 {{- define "lakeport.dagsterYaml" -}}
 {{- $p := fromYaml (include "lakeport.effectivePlatform" .) -}}
 {{- $fullname := include "lakeport.fullname" . -}}
