@@ -28,15 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import (
-    REPO,
-    code_under_test,
-    median,
-    print_table,
-    print_targets,
-    seconds,
-    write_result,
-)
+from bench.common import REPO, code_under_test, finish, median, print_table, seconds
 from bench.dbt_project_gen import generate
 from lakeport.config import PLATFORM_FILE_ENV
 
@@ -252,8 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     print(f"\nratio lakeport/plain: {ratio:.3f}; component/lakeport: {component_ratio:.3f}")
-    print_targets(targets)
-    write_result(NAME, {
+    return finish(NAME, {
         "parameters": {"models": args.models, "runs": args.runs,
                        "platform_file": str(PLATFORM_FILE.relative_to(REPO))},
         "project": expected,
@@ -262,9 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": ratio,
         "component_ratio": component_ratio,
         "loads": loads,
-        "targets": targets,
-    }, args.output, code)
-    return 0
+    }, targets, args.output, code)
 
 
 if __name__ == "__main__":

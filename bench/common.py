@@ -106,3 +106,11 @@ def print_targets(targets: dict) -> None:
     for name, target in targets.items():
         print(f"{'PASS' if target['pass'] else 'FAIL'}  {name}: {target['target']} "
               f"(measured {target['value']})")
+
+
+def finish(name: str, payload: dict, targets: dict, output: Path | None, code: dict) -> int:
+    """The end of a benchmark's main: print its targets, write its results file (the
+    targets last in it) and return the exit status, 0."""
+    print_targets(targets)
+    write_result(name, {**payload, "targets": targets}, output, code)
+    return 0

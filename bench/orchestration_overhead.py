@@ -33,15 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import (
-    REPO,
-    code_under_test,
-    median,
-    print_table,
-    print_targets,
-    seconds,
-    write_result,
-)
+from bench.common import REPO, code_under_test, finish, median, print_table, seconds
 from bench.dbt_project_gen import generate
 
 NAME = "orchestration_overhead"
@@ -275,17 +267,14 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     print(f"\nratio lakeport/bare: {ratio:.3f}")
-    print_targets(targets)
-    write_result(NAME, {
+    return finish(NAME, {
         "parameters": {"models": args.models, "runs": args.runs, "raw_rows": args.raw_rows,
                        "postgres_fsync": args.postgres_fsync == "on", "iceberg_publishing": True},
         "summary": {"bare_median_seconds": bare_median,
                     "lakeport_median_seconds": lakeport_median, "ratio": ratio},
         "bare": bare,
         "lakeport": lakeport,
-        "targets": targets,
-    }, args.output, code)
-    return 0
+    }, targets, args.output, code)
 
 
 if __name__ == "__main__":

@@ -32,15 +32,7 @@ import time
 from pathlib import Path
 from unittest import mock
 
-from bench.common import (
-    REPO,
-    code_under_test,
-    median,
-    print_table,
-    print_targets,
-    seconds,
-    write_result,
-)
+from bench.common import code_under_test, finish, median, print_table, seconds
 
 NAME = "single_mart_run"
 MART = "model.lakeport_demo.mart_customer_revenue"
@@ -215,17 +207,13 @@ def main(argv: list[str] | None = None) -> int:
                         "value": sorted(rows), "pass": len(rows) == 1},
     }
     print(f"\nratio catalog/local: {ratio:.3f}")
-    print_targets(targets)
-    write_result(NAME, {
+    return finish(NAME, {
         "parameters": {"raw_rows": args.raw_rows, "runs": args.runs},
         "summary": {"catalog_median_seconds": catalog_median,
                     "local_median_seconds": local_median, "ratio": ratio},
         "runs": runs,
-        "targets": targets,
-    }, args.output, code)
-    return 0
+    }, targets, args.output, code)
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO))
     sys.exit(main())

@@ -65,8 +65,9 @@ start_services() {
   services_running && return 0
   mkdir -p "$SERVICES"
   rm -f "$SERVICES/ready"
-  setsid "$PY" "$ROOT/tests/support/host_services.py" --address "$NODE_IP" --dir "$SERVICES" \
-    >>"$SERVICES/host-services.log" 2>&1 </dev/null &
+  # PYTHONPATH: the test helpers are the `support` package under tests/.
+  PYTHONPATH="$ROOT/tests${PYTHONPATH:+:$PYTHONPATH}" setsid "$PY" -m support.host_services \
+    --address "$NODE_IP" --dir "$SERVICES" >>"$SERVICES/host-services.log" 2>&1 </dev/null &
   echo $! >"$SERVICES/pid"
   local deadline=$((SECONDS + 180))
   until [ -f "$SERVICES/ready" ]; do

@@ -61,6 +61,20 @@ def s3_env(s3_server, monkeypatch):
     return dict(os.environ)
 
 
+@pytest.fixture
+def demo_platform_on_s3(tmp_path, s3_server, s3_env, monkeypatch):
+    """`make(extra="")`: the demo's platform (support.demo.demo_platform, with `extra` YAML
+    keys) on the session's S3 endpoint with its warehouse bucket, data under tmp_path/data,
+    and no DuckDB file forced on the run from the environment."""
+    from support.demo import WAREHOUSE_BUCKET, demo_platform
+
+    from lakeport.dbt_assets import DUCKDB_PATH_ENV
+
+    monkeypatch.delenv(DUCKDB_PATH_ENV, raising=False)
+    s3_server.ensure_buckets(WAREHOUSE_BUCKET)
+    return lambda extra="": demo_platform(tmp_path / "data", s3_server.endpoint, extra)
+
+
 @pytest.fixture(scope="session")
 def iceberg_rest_server(s3_server):
     """A running Iceberg REST catalog server (Apache Iceberg's own) on the test S3 endpoint."""

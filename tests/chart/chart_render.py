@@ -6,10 +6,10 @@ import subprocess
 from pathlib import Path
 
 import yaml
+from support.tools import helm_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts/lakeport"
-HELM = ROOT / ".tools/bin/helm"
 ENVIRONMENTS = ("kind", "cloud")
 # Also rendered, linted, validated and checked by checkov: the local cluster's file (external
 # PostgreSQL, S3 and catalog), which the e2e tests install on a real cluster.
@@ -27,9 +27,8 @@ def platform_file(env: str) -> Path:
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    assert HELM.exists(), f"{HELM} is missing: run `make install`"
     return subprocess.run(
-        [str(HELM), *args], capture_output=True, text=True, check=check,
+        [helm_binary(), *args], capture_output=True, text=True, check=check,
         env={**os.environ, "HELM_CACHE_HOME": "/tmp/lakeport-helm-cache"},
     )
 

@@ -1,4 +1,4 @@
-"""Headless Chromium driving the Dagster UI: what a user sees, read from the page."""
+"""The Dagster UI of `lakeport dev` in a browser: what a user sees, read from the page."""
 
 import time
 
@@ -6,49 +6,19 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-
-
-def wait_for(predicate, timeout: float = 60, interval: float = 0.5, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except WebDriverException:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def body_text(driver) -> str:
-    return driver.find_element(By.TAG_NAME, "body").text
-
-
-def dismiss_community_modal(driver, timeout: float = 60, required: bool = True) -> None:
-    """The first visit shows "Join the Dagster community" over the UI: press its Skip.
-    It shows once per browser profile; `required=False` accepts that it does not come."""
-    try:
-        wait_for(lambda: "Join the Dagster community" in body_text(driver), timeout=timeout,
-                 what="the first-visit modal")
-    except AssertionError:
-        if required:
-            raise
-        return
-    driver.find_element(By.XPATH, "//button[normalize-space()='Skip']").click()
-    wait_for(lambda: "Join the Dagster community" not in body_text(driver),
-             what="the modal to close")
+from support.browser import body_text
+from support.waiting import wait_for
 
 
 def asset_lineage_labels(driver, expected: set[str], timeout: float = 90) -> set[str]:
     """On the global lineage page: expand every group (the UI's ⌥E), zoom out (down to the
     UI's minimum zoom) until every expected asset's node lies wholly in view, and return
     the expected names whose nodes a user can see."""
-    wait_for(lambda: "Global asset lineage" in body_text(driver), what="the lineage page")
+    wait_for(lambda: "Global asset lineage" in body_text(driver), what="the lineage page",
+             timeout=60, interval=0.5, ignore=WebDriverException)
     # Groups start collapsed; ⌥E expands them all and records that in the URL.
-    wait_for(lambda: _press_expand_all(driver), timeout=timeout, interval=1,
-             what="the asset groups to expand")
+    wait_for(lambda: _press_expand_all(driver), what="the asset groups to expand",
+             timeout=timeout, interval=1, ignore=WebDriverException)
     deadline = time.monotonic() + timeout
     shown: set[str] = set()
     while time.monotonic() < deadline:
@@ -102,5 +72,5 @@ def run_page_text(driver, base_url: str, run_id: str, timeout: float = 60) -> st
         text = body_text(driver)
         return text if "Success" in text and "RUN_SUCCESS" in text else None
 
-    return wait_for(finished_page, timeout=timeout,
-                    what=f"the page of run {run_id} to show its success")
+    return wait_for(finished_page, what=f"the page of run {run_id} to show its success",
+                    timeout=timeout, interval=0.5, ignore=WebDriverException)

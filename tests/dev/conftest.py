@@ -1,14 +1,11 @@
 """Fixtures for the `make dev` tests: a headless Chromium and a place for its screenshots."""
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
+from support.browser import chromium_driver
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 @pytest.fixture(scope="session")
@@ -21,23 +18,5 @@ def artifacts() -> Path:
 
 @pytest.fixture
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    for binary, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
-        assert Path(binary).exists(), f"{binary} missing: apt-get install {package} (make install)"
-    profile = tempfile.mkdtemp(prefix="lakeport-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", f"--user-data-dir={profile}", "--window-size=2200,2600",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with chromium_driver(width=2200, height=2600) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import yaml
 from dagster._core.instance.config import dagster_instance_config as load_instance_config
-from dev_support import LAKEPORT, LOCAL_PLATFORM, make_data_dir
+from support.dev_platform import LAKEPORT, LOCAL_PLATFORM, make_data_dir
 
 from lakeport.config import parse_platform
 from lakeport.dev.instance_config import dagster_instance_config, workspace_config, write_yaml

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from dagster import DagsterEventType, EventLogEntry
 from dagster._serdes import deserialize_value
-from dev_support import DevPlatformProcess, launch_run, make_data_dir
+from support.dev_platform import DevPlatformProcess, launch_run, make_data_dir
 
 from lakeport.catalog import load_catalog
 from lakeport.config import PLATFORM_FILE_ENV, load_platform
@@ -187,10 +187,11 @@ def _launcher_message(platform_process, run_id) -> str:
 # in headless Chromium in two full runs (nodes in the DOM, none drawn in view at any
 # zoom); seen only there, not explained yet.
 def test_the_ui_in_a_browser(platform_process, demo_defs, demo_run, browser, artifacts):
-    from browser_support import asset_lineage_labels, dismiss_community_modal, run_page_text
+    from browser_support import asset_lineage_labels, run_page_text
+    from support.browser import dismiss_first_visit_modal
 
     browser.get(platform_process.url + "/asset-groups")
-    dismiss_community_modal(browser)
+    dismiss_first_visit_modal(browser, timeout=60, required=True)
     expected = {key.path[-1] for key in demo_defs.resolve_asset_graph().get_all_asset_keys()}
     shown = asset_lineage_labels(browser, expected)
     browser.save_screenshot(str(artifacts / "asset-lineage.png"))
@@ -292,24 +293,28 @@ RUNS_OF_ASSET_JOB = """
 
 def test_materialize_one_mart_in_the_ui(platform_process, demo_run, browser, artifacts):
     """The user's path: the mart's asset page, its "Materialize" button, a run that succeeds."""
-    from browser_support import body_text, dismiss_community_modal, wait_for
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
+    from support.browser import body_text, dismiss_first_visit_modal
+    from support.waiting import wait_for
 
     def runs():
         return platform_process.graphql(RUNS_OF_ASSET_JOB)["runsOrError"]["results"]
 
     before = {run["runId"] for run in runs()}
     browser.get(platform_process.url + "/assets/marts/dim_customers")
-    dismiss_community_modal(browser, timeout=10, required=False)
-    wait_for(lambda: "dim_customers" in body_text(browser), what="the asset page")
+    dismiss_first_visit_modal(browser, timeout=10)
+    wait_for(lambda: "dim_customers" in body_text(browser), what="the asset page", timeout=60,
+             interval=0.5, ignore=WebDriverException)
     button = wait_for(
         lambda: next((b for b in browser.find_elements(By.TAG_NAME, "button")
                       if b.text.strip() == "Materialize" and b.is_enabled()), None),
-        what="the Materialize button",
+        what="the Materialize button", timeout=60, interval=0.5, ignore=WebDriverException,
     )
     button.click()
-    new = wait_for(lambda: [r for r in runs() if r["runId"] not in before], timeout=60,
-                   what="the run the button launched")
+    new = wait_for(lambda: [r for r in runs() if r["runId"] not in before],
+                   what="the run the button launched", timeout=60, interval=0.5,
+                   ignore=WebDriverException)
     assert len(new) == 1 and [a["path"] for a in new[0]["assetSelection"]] == [
         ["marts", "dim_customers"]]
     browser.save_screenshot(str(artifacts / "materialize-launched.png"))

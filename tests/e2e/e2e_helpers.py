@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from support.browser import body_text, dismiss_first_visit_modal
+from support.waiting import wait_for
 
 from lakeport.config import PLATFORM_FILE_ENV
 from lakeport.platform import ResourceProfile
@@ -37,15 +39,6 @@ REPO = Path(__file__).resolve().parents[2]
 PLATFORM_FILE = Path(
     os.environ.get("LAKEPORT_E2E_PLATFORM_FILE", REPO / "platform-config/kind/platform.yaml")
 )
-
-
-def helm_binary() -> str:
-    """The helm of `make install` (.tools/bin), else the machine's."""
-    for candidate in (REPO / ".tools/bin/helm", shutil.which("helm")):
-        if candidate and Path(candidate).exists():
-            return str(candidate)
-    raise FileNotFoundError("helm not found: run `make install` (it puts helm in .tools/bin)")
-
 
 
 def connect_to_cluster(context: str, namespace: str, timeout: float = 10):
@@ -267,21 +260,27 @@ mutation LaunchRun($executionParams: ExecutionParams!) {
 }
 """
 
-RUN_STATUS = """
-query RunStatus($runId: ID!) {
-  runOrError(runId: $runId) {
+
+def _run_query(operation: str, field: str, selection: str) -> str:
+    """A query of one run by id: `selection` on what it answers when the run is there, and
+    the two errors every such query may answer instead."""
+    return f"""
+query {operation}($runId: ID!) {{
+  {field}(runId: $runId) {{
     __typename
-    ... on Run { runId status jobName tags { key value } }
-    ... on RunNotFoundError { message }
-    ... on PythonError { message }
-  }
-}
+{selection}
+    ... on RunNotFoundError {{ message }}
+    ... on PythonError {{ message }}
+  }}
+}}
 """
 
-RUN_MATERIALIZATIONS = """
-query RunMaterializations($runId: ID!) {
-  runOrError(runId: $runId) {
-    __typename
+
+RUN_STATUS = _run_query(
+    "RunStatus", "runOrError", "    ... on Run { runId status jobName tags { key value } }"
+)
+
+RUN_MATERIALIZATIONS = _run_query("RunMaterializations", "runOrError", """\
     ... on Run {
       runId
       status
@@ -299,28 +298,15 @@ query RunMaterializations($runId: ID!) {
           ... on PathMetadataEntry { path }
         }
       }
-    }
-    ... on RunNotFoundError { message }
-    ... on PythonError { message }
-  }
-}
-"""
+    }""")
 
-RUN_EVENTS = """
-query RunEvents($runId: ID!) {
-  logsForRun(runId: $runId) {
-    __typename
+RUN_EVENTS = _run_query("RunEvents", "logsForRun", """\
     ... on EventConnection {
       events {
         __typename
         ... on MessageEvent { message level }
       }
-    }
-    ... on RunNotFoundError { message }
-    ... on PythonError { message }
-  }
-}
-"""
+    }""")
 
 TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 
@@ -473,78 +459,19 @@ def forwarded_port(line: str) -> int | None:
 # --- the UI through a browser -----------------------------------------------------------------
 
 
-def chromium_driver(width: int = 1600, height: int = 1000):
-    """Headless Chromium driven by its chromedriver: Debian's (apt `chromium`,
-    `chromium-driver`, what `make install` installs) or whichever is on PATH."""
-    import shutil
-
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-    browser = next(
-        (
-            found
-            for name in ("chromium", "chromium-browser", "google-chrome")
-            if (found := shutil.which(name))
-        ),
-        None,
-    )
-    if not Path(driver).exists() or browser is None:
-        raise RuntimeError(
-            "Chromium and chromedriver are needed for the UI check: `make install` installs "
-            "them on Debian/Ubuntu (apt packages chromium, chromium-driver)"
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        f"--window-size={width},{height}",
-    ):
-        options.add_argument(argument)
-    return webdriver.Chrome(service=Service(driver), options=options)
-
-
-def dismiss_first_visit_modal(driver, timeout: float = 8) -> bool:
-    """Close Dagster's "Join the Dagster community" dialog (it opens ~1 s after the first
-    load of a browser profile) with its Skip button. False when it never appeared."""
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    skip = (
-        By.XPATH,
-        "//div[contains(@class,'dialog')]//button[normalize-space(.)='Skip']"
-        " | //*[@role='dialog']//button[normalize-space(.)='Skip']",
-    )
-    try:
-        button = WebDriverWait(driver, timeout).until(ec.element_to_be_clickable(skip))
-    except TimeoutException:
-        return False
-    button.click()
-    WebDriverWait(driver, timeout).until(ec.invisibility_of_element_located(skip))
-    return True
-
-
 def ui_screenshot(driver, url: str, expect_text: str, target: Path, timeout: float = 60) -> str:
     """Open `url`, dismiss the first-visit dialog, wait until the page shows `expect_text`,
     save a PNG screenshot to `target`; return the page's visible text."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.common.exceptions import WebDriverException
 
     driver.get(url)
     dismiss_first_visit_modal(driver)
-    WebDriverWait(driver, timeout).until(
-        lambda d: expect_text in d.find_element(By.TAG_NAME, "body").text
-    )
+    wait_for(lambda: expect_text in body_text(driver), what=f"{url} to show {expect_text!r}",
+             timeout=timeout, interval=0.5, ignore=WebDriverException)
     target.parent.mkdir(parents=True, exist_ok=True)
     if not driver.save_screenshot(str(target)):
         raise RuntimeError(f"chromium could not write {target}")
-    return driver.find_element(By.TAG_NAME, "body").text
+    return body_text(driver)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,13 @@ import e2e_helpers as h
 import pytest
 import yaml
 from kubernetes import client
+from support.browser import chromium_driver, dismiss_first_visit_modal
+from support.processes import stop
+from support.tools import helm_binary
 
 from lakeport.cgroup_limits import ContainerLimits, Limit
 from lakeport.config import load_platform
+from lakeport.dev.ports import free_port
 from lakeport.duckdb_settings import derive_duckdb_settings
 from lakeport.profiles import SPILL_MOUNT_PATH, profile_tags
 from lakeport.quantities import cpu_cores, memory_bytes
@@ -47,7 +51,7 @@ def platform():
 def rendered() -> list[dict]:
     result = subprocess.run(
         [
-            h.helm_binary(),
+            helm_binary(),
             "template",
             RELEASE,
             str(REPO / "charts/lakeport"),
@@ -255,7 +259,7 @@ def test_connect_to_cluster_says_why_not(tmp_path, monkeypatch):
     assert api is None and "no kubeconfig context 'kind-lakeport'" in reason
 
     # A context whose API server is not there (a deleted kind cluster): a closed port.
-    dead = f"https://127.0.0.1:{_free_port()}"
+    dead = f"https://127.0.0.1:{free_port()}"
     monkeypatch.setenv("KUBECONFIG", str(_kubeconfig(tmp_path / "b", "kind-lakeport", dead)))
     api, reason = h.connect_to_cluster("kind-lakeport", "lakeport", timeout=3)
     assert api is None and "is not reachable" in reason
@@ -436,14 +440,6 @@ def test_expected_tables_missing():
 # --- the UI: real dagster-webserver, real headless chromium ---------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def local_webserver(tmp_path):
     """dagster-webserver over the recording location, on a fresh DAGSTER_HOME (so the
@@ -473,7 +469,7 @@ def local_webserver(tmp_path):
             }
         )
     )
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("dagster-webserver")),
@@ -502,19 +498,14 @@ def local_webserver(tmp_path):
             time.sleep(0.5)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, timeout=20)
 
 
 def test_ui_dialog_is_dismissed_and_screenshot_taken(local_webserver, tmp_path):
-    driver = h.chromium_driver()
-    try:
+    with chromium_driver() as driver:
         driver.get(f"{local_webserver}/runs")
         # The dialog is due on this fresh instance: the helper must find and close it.
-        assert h.dismiss_first_visit_modal(driver) is True
+        assert dismiss_first_visit_modal(driver) is True
         target = tmp_path / "ui.png"
         text = h.ui_screenshot(
             driver,
@@ -522,8 +513,6 @@ def test_ui_dialog_is_dismissed_and_screenshot_taken(local_webserver, tmp_path):
             "lakehouse_job",
             target,
         )
-    finally:
-        driver.quit()
     assert "Join the Dagster community" not in text
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -29,6 +29,10 @@ from urllib.parse import urlsplit
 import e2e_helpers as h
 import pytest
 import requests
+from support.browser import chromium_driver
+from support.processes import stop
+from support.tools import helm_binary
+from support.waiting import NotYet, wait_for
 
 from lakeport.cgroup_limits import ContainerLimits, Limit
 from lakeport.config import load_platform
@@ -45,18 +49,6 @@ UI = os.environ.get("LAKEPORT_E2E_URL", "http://localhost")
 ARTIFACTS = REPO / "test-artifacts/e2e"
 JOB = "lakehouse_job"
 DEMO_PROJECT = REPO / "src/lakeport_demo/dbt_project"
-
-
-def _wait_for(what: str, timeout: float, check, interval: float = 3):
-    """Call `check` until it returns (ok, value) with ok true; fail with its last word."""
-    deadline = time.monotonic() + timeout
-    while True:
-        ok, value = check()
-        if ok:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: still not done after {timeout:.0f}s: {value}")
-        time.sleep(interval)
 
 
 def _secret_value(core, namespace: str, name: str, key: str) -> str:
@@ -102,11 +94,7 @@ def _port_forward(cluster, service: str, port: int):
             pytest.fail(f"kubectl port-forward svc/{service}: {process.stderr.read()[-500:]}")
         yield local
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, timeout=10)
 
 
 @contextlib.contextmanager
@@ -118,6 +106,21 @@ def _reach(cluster, url: str, in_chart: bool, service: str, port: int):
         return
     with _port_forward(cluster, service, port) as local:
         yield f"http://127.0.0.1:{local}"
+
+
+def _launch(graphql, location: str, tags: dict | None = None) -> str:
+    """Launch `location`'s JOB through GraphQL; its run id. Retried for 5 minutes: right
+    after a deploy the code location may still be loading."""
+    session, url = graphql
+    variables = h.launch_variables(location, JOB, tags=tags)
+
+    def launch():
+        try:
+            return h.launched_run_id(h.post_graphql(session, url, h.LAUNCH_RUN, variables))
+        except h.GraphQLError as exc:
+            return NotYet(str(exc))
+
+    return wait_for(launch, what=f"launchRun {location}/{JOB}", timeout=300, interval=5)
 
 
 # --- the platform is up ------------------------------------------------------------------------
@@ -137,11 +140,11 @@ def test_every_rollout_and_the_polaris_bootstrap_complete(cluster, k8s, effectiv
         wanted = {f"{cluster.release}-{n}" for n in ("webserver", "daemon")} | {
             f"{cluster.release}-code-{location.name}" for location in platform.code_locations}
         if not wanted <= names:
-            return False, f"missing workloads: {sorted(wanted - names)}"
+            return NotYet(f"missing workloads: {sorted(wanted - names)}")
         problems = [p for p in map(h.rollout_problem, workloads) if p]
-        return not problems, problems
+        return NotYet(problems) if problems else True
 
-    _wait_for("rollouts", 600, rollouts)
+    wait_for(rollouts, what="rollouts", timeout=600, interval=3)
 
     raw, platform = effective_platform
     if not platform.polaris.enabled:
@@ -171,9 +174,9 @@ def test_every_rollout_and_the_polaris_bootstrap_complete(cluster, k8s, effectiv
                 f"Polaris bootstrap: {why} (kubectl -n {cluster.namespace} logs "
                 f"job/{cluster.release}-polaris-bootstrap)"
             )
-        return state == "done", why
+        return state == "done" or NotYet(why)
 
-    _wait_for("Polaris bootstrap", 600, bootstrap)
+    wait_for(bootstrap, what="Polaris bootstrap", timeout=600, interval=3)
 
 
 def test_the_namespace_admits_only_restricted_pods(cluster, k8s):
@@ -225,16 +228,15 @@ def graphql():
         try:
             response = session.get(f"{UI}/server_info", timeout=5)
         except requests.RequestException as exc:
-            return False, f"{type(exc).__name__}"
-        return response.status_code == 200, f"HTTP {response.status_code}"
+            return NotYet(f"{type(exc).__name__}")
+        return response.status_code == 200 or NotYet(f"HTTP {response.status_code}")
 
-    _wait_for(f"the Dagster webserver at {UI}", 300, ingress_up)
+    wait_for(ingress_up, what=f"the Dagster webserver at {UI}", timeout=300, interval=3)
     return session, url
 
 
 @pytest.fixture(scope="module")
 def run_id(cluster, graphql, effective_platform) -> str:
-    session, url = graphql
     _, platform = effective_platform
     location = platform.code_locations[0].name
     # The job is daily-partitioned: build yesterday (UTC), the schedule's newest partition.
@@ -243,16 +245,7 @@ def run_id(cluster, graphql, effective_platform) -> str:
     # names its ConfigMap (the repository's file alone does not, and a run pod without
     # it has no platform.yaml).
     tags = {**profile_tags(platform, PROFILE), "dagster/partition": partition}
-    variables = h.launch_variables(location, JOB, tags=tags)
-
-    def launch():
-        try:
-            return True, h.launched_run_id(h.post_graphql(session, url, h.LAUNCH_RUN, variables))
-        except h.GraphQLError as exc:
-            # Right after a deploy the code location may still be loading.
-            return False, str(exc)
-
-    launched = _wait_for(f"launchRun {location}/{JOB}", 300, launch, interval=5)
+    launched = _launch(graphql, location, tags)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "run_id.txt").write_text(launched + "\n")
     return launched
@@ -272,9 +265,10 @@ def finished_run(cluster, k8s, graphql, run_id, effective_platform) -> FinishedR
             seen["pod"] = pods.items[0]
         response = h.post_graphql(session, url, h.RUN_STATUS, {"runId": run_id})
         status = h.run_status(response)
-        return status in h.TERMINAL_STATUSES, (status, h.run_tags(response))
+        answer = (status, h.run_tags(response))
+        return answer if status in h.TERMINAL_STATUSES else NotYet(answer)
 
-    status, tags = _wait_for(f"run {run_id}", 1800, finished, interval=5)
+    status, tags = wait_for(finished, what=f"run {run_id}", timeout=1800, interval=5)
     pods = core.list_namespaced_pod(namespace, label_selector=f"dagster/run-id={run_id}")
     pod = pods.items[0] if pods.items else seen.get("pod")
     return FinishedRun(run_id, status, tags, pod)
@@ -373,12 +367,12 @@ def test_compute_logs_are_in_the_s3_bucket(finished_run, cluster, k8s, effective
             pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
             logs = h.compute_log_keys(h.listed_keys(pages), prefix, finished_run.run_id)
             # Dagster's own log lines go to stderr, so every step leaves an .err.
-            return bool(logs["err"]), logs
+            return logs if logs["err"] else NotYet(logs)
 
-        logs = _wait_for(
-            f"compute logs of run {finished_run.run_id} in s3://{bucket}",
-            180,
+        logs = wait_for(
             uploaded,
+            what=f"compute logs of run {finished_run.run_id} in s3://{bucket}",
+            timeout=180,
             interval=10,
         )
     assert logs["err"]
@@ -461,7 +455,7 @@ def test_the_run_pod_sent_lineage_events_with_the_secrets_token(finished_run, ef
 def test_helm_test_passes(finished_run, cluster):
     result = subprocess.run(
         [
-            h.helm_binary(),
+            helm_binary(),
             "test",
             cluster.release,
             "--kube-context",
@@ -479,12 +473,9 @@ def test_helm_test_passes(finished_run, cluster):
 
 
 def test_the_ui_shows_the_run(finished_run):
-    driver = h.chromium_driver()
-    try:
+    with chromium_driver() as driver:
         target = ARTIFACTS / "dagster-ui-run.png"
         text = h.ui_screenshot(driver, f"{UI}/runs/{finished_run.run_id}", JOB, target)
-    finally:
-        driver.quit()
     assert "Join the Dagster community" not in text
     # The run page names the run by its id's first 8 characters and shows its status.
     assert finished_run.run_id[:8] in text and "Success" in text
@@ -544,9 +535,9 @@ def _follow(cluster, k8s, graphql, platform, run_id: str):
         ).items:
             pods[pod.metadata.name] = pod
         status = h.run_status(h.post_graphql(session, url, h.RUN_STATUS, {"runId": run_id}))
-        return status in h.TERMINAL_STATUSES, status
+        return status if status in h.TERMINAL_STATUSES else NotYet(status)
 
-    status = _wait_for(f"run {run_id}", 900, finished, interval=5)
+    status = wait_for(finished, what=f"run {run_id}", timeout=900, interval=5)
     return status, list(pods.values())
 
 
@@ -605,12 +596,12 @@ def test_finished_run_jobs_are_removed_by_their_ttl(finished_run, cluster, k8s, 
             found = batch.read_namespaced_job(job, namespace)
         except ApiException as exc:
             if exc.status == 404:
-                return True, "deleted"
+                return True
             raise
-        return False, f"still there, finished {found.status.completion_time}"
+        return NotYet(f"still there, finished {found.status.completion_time}")
 
     # The TTL controller deletes it `ttl` seconds after it finished; the test got here later.
-    _wait_for(f"Job {job} deleted by its TTL ({ttl}s)", ttl + 120, gone, interval=5)
+    wait_for(gone, what=f"Job {job} deleted by its TTL ({ttl}s)", timeout=ttl + 120, interval=5)
 
 
 SHOP = "shop"
@@ -627,15 +618,7 @@ def test_a_second_teams_location_runs_in_its_own_image_with_its_own_env(
         pytest.skip("this platform file has one code location")
     location = platform.code_location(SHOP)
     session, url = graphql
-    variables = h.launch_variables(SHOP, JOB)
-
-    def launch():
-        try:
-            return True, h.launched_run_id(h.post_graphql(session, url, h.LAUNCH_RUN, variables))
-        except h.GraphQLError as exc:
-            return False, str(exc)
-
-    run_id = _wait_for(f"launchRun {SHOP}/{JOB}", 300, launch, interval=5)
+    run_id = _launch(graphql, SHOP)
     status, pods = _follow(cluster, k8s, graphql, platform, run_id)
     assert status == "SUCCESS", f"run {run_id} of {SHOP} ended {status}"
     assert pods, f"no pod seen for run {run_id}"

@@ -23,6 +23,7 @@ import time
 import e2e_helpers as h
 import pytest
 import yaml
+from support.tools import helm_binary
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +35,7 @@ KEEP_NAMESPACE = "lakeport-keep"
 
 def _helm(cluster, *args: str, namespace: str | None = None, timeout: float = 1200):
     command = [
-        h.helm_binary(), *args, "--kube-context", cluster.context,
+        helm_binary(), *args, "--kube-context", cluster.context,
         "--namespace", namespace or cluster.namespace,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from demo_support import WAREHOUSE_BUCKET, demo_platform
+from support.demo import WAREHOUSE_BUCKET, demo_platform
 
 from lakeport.catalog import load_catalog
 from lakeport.dev.cgroups import CgroupUnavailable, create_run_cgroup

@@ -2,24 +2,11 @@
 
 import dagster as dg
 import pytest
-from demo_support import (
-    WAREHOUSE_BUCKET,
-    copy_project,
-    demo_platform,
-    postgres_instance,
-    prepare,
-    yesterday_partition,
-)
+from support import demo
+from support.demo import copy_project, postgres_instance, prepare, run_demo_job
 
-from lakeport.dbt_assets import DUCKDB_PATH_ENV
-from lakeport_demo.build import build_demo_definitions
-
-BROKEN_MODEL = dg.AssetKey(["intermediate", "int_orders_enriched"])
-DOWNSTREAM = {
-    dg.AssetKey(["marts", "dim_customers"]),
-    dg.AssetKey(["marts", "mart_customer_revenue"]),
-    dg.AssetKey(["marts", "fct_orders"]),
-}
+BROKEN_MODEL = demo.INT_ORDERS_ENRICHED
+DOWNSTREAM = demo.DOWNSTREAM_OF_INT_ORDERS_ENRICHED
 # What does not depend on the broken model, and so is still built.
 UPSTREAM = {
     dg.AssetKey(["marts", "fct_payments"]),
@@ -46,18 +33,12 @@ def broken_project(tmp_path):
 
 
 def test_failing_model_skips_downstream_and_failing_test_fails_its_check(
-    broken_project, tmp_path, s3_server, s3_env, postgres_server, postgres_database, monkeypatch
+    broken_project, tmp_path, demo_platform_on_s3, postgres_server, postgres_database
 ):
-    monkeypatch.delenv(DUCKDB_PATH_ENV, raising=False)
-    s3_server.ensure_buckets(WAREHOUSE_BUCKET)
-    platform = demo_platform(tmp_path / "data", s3_server.endpoint)
-    defs = build_demo_definitions(platform, project_dir=broken_project)
-    job = defs.resolve_job_def("lakehouse_job")
+    platform = demo_platform_on_s3()
 
     with postgres_instance(postgres_server, postgres_database, tmp_path / "home") as instance:
-        result = job.execute_in_process(
-            instance=instance, partition_key=yesterday_partition(), raise_on_error=False
-        )
+        result = run_demo_job(platform, broken_project, instance)
         assert not result.success
 
         records = instance.get_records_for_run(
@@ -90,13 +71,11 @@ def test_failing_model_skips_downstream_and_failing_test_fails_its_check(
 
 
 def test_a_model_that_fails_leaves_the_catalog_at_its_earlier_snapshots(
-    tmp_path, s3_server, s3_env, postgres_server, postgres_database, monkeypatch
+    tmp_path, demo_platform_on_s3, postgres_server, postgres_database
 ):
     from lakeport.catalog import load_catalog
 
-    monkeypatch.delenv(DUCKDB_PATH_ENV, raising=False)
-    s3_server.ensure_buckets(WAREHOUSE_BUCKET)
-    platform = demo_platform(tmp_path / "data", s3_server.endpoint)
+    platform = demo_platform_on_s3()
     good = prepare(copy_project(tmp_path / "good"))
     broken = copy_project(tmp_path / "broken")
     # The model fails mid-run: its SQL runs (and fails) after its upstream views were built.
@@ -106,8 +85,7 @@ def test_a_model_that_fails_leaves_the_catalog_at_its_earlier_snapshots(
     prepare(broken)
     catalog = load_catalog(platform)
     with postgres_instance(postgres_server, postgres_database, tmp_path / "home") as instance:
-        job = build_demo_definitions(platform, project_dir=good).resolve_job_def("lakehouse_job")
-        first = job.execute_in_process(instance=instance, partition_key=yesterday_partition())
+        first = run_demo_job(platform, good, instance, raise_on_error=True)
         assert first.success
 
         def state():
@@ -119,13 +97,8 @@ def test_a_model_that_fails_leaves_the_catalog_at_its_earlier_snapshots(
 
         before = state()
         assert ("intermediate", "int_orders_enriched") in before
-        job = build_demo_definitions(platform, project_dir=broken).resolve_job_def(
-            "lakehouse_job")
         selection = [BROKEN_MODEL, dg.AssetKey(["marts", "dim_customers"])]
-        result = job.execute_in_process(
-            instance=instance, asset_selection=selection, partition_key=yesterday_partition(),
-            raise_on_error=False,
-        )
+        result = run_demo_job(platform, broken, instance, asset_selection=selection)
         assert not result.success
         # Every table, the failed one and the one downstream of it included, is at the
         # metadata file (so the snapshot) it had before the run.

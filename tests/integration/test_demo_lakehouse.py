@@ -11,13 +11,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from demo_support import (
-    WAREHOUSE_BUCKET,
-    demo_platform,
-    postgres_instance,
-    yesterday_partition,
-)
 from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
+from support.demo import WAREHOUSE_BUCKET, demo_platform, postgres_instance, yesterday_partition
 
 from lakeport.catalog import load_catalog
 from lakeport.dbt_assets import DUCKDB_PATH_ENV

@@ -12,19 +12,10 @@ from collections import defaultdict
 
 import dagster as dg
 import pytest
-from demo_support import (
-    WAREHOUSE_BUCKET,
-    copy_project,
-    demo_platform,
-    postgres_instance,
-    prepare,
-    yesterday_partition,
-)
+from support.demo import copy_project, postgres_instance, prepare, run_demo_job
 from support.lineage_receiver import LineageReceiver
 
 from lakeport.credentials import LINEAGE_TOKEN_ENV
-from lakeport.dbt_assets import DUCKDB_PATH_ENV
-from lakeport_demo.build import build_demo_definitions
 
 TOKEN = "lineage-test-token-5f1c"
 NAMESPACE = "iceberg://lakeport"
@@ -55,18 +46,9 @@ lineage:
 
 
 @pytest.fixture
-def demo(tmp_path, s3_server, s3_env, monkeypatch):
-    monkeypatch.delenv(DUCKDB_PATH_ENV, raising=False)
+def demo(demo_platform_on_s3, monkeypatch):
     monkeypatch.setenv(LINEAGE_TOKEN_ENV, TOKEN)
-    s3_server.ensure_buckets(WAREHOUSE_BUCKET)
-    return lambda extra: demo_platform(tmp_path / "data", s3_server.endpoint, extra)
-
-
-def _run(platform, project, instance):
-    job = build_demo_definitions(platform, project_dir=project).resolve_job_def("lakehouse_job")
-    return job.execute_in_process(
-        instance=instance, partition_key=yesterday_partition(), raise_on_error=False
-    )
+    return demo_platform_on_s3
 
 
 def _by_job(events: list[dict]) -> dict[str, list[dict]]:
@@ -102,7 +84,7 @@ def test_a_run_sends_start_and_complete_or_fail_per_model_asset_and_commit(
     try:
         platform = demo(_lineage(receiver.url))
         with postgres_instance(postgres_server, postgres_database, tmp_path / "home") as instance:
-            result = _run(platform, project, instance)
+            result = run_demo_job(platform, project, instance)
             materialized = {
                 r.asset_key: r.event_log_entry.asset_materialization.metadata
                 for r in instance.get_records_for_run(
@@ -187,7 +169,7 @@ def test_an_unreachable_lineage_endpoint_leaves_the_run_successful_with_a_warnin
     platform = demo(_lineage(url))
     project = prepare(copy_project(tmp_path / "dbt_project"))
     with postgres_instance(postgres_server, postgres_database, tmp_path / "home") as instance:
-        result = _run(platform, project, instance)
+        result = run_demo_job(platform, project, instance)
         logs = instance.all_logs(result.run_id)
     assert result.success
     warnings = [e.user_message for e in logs if e.level == logging.WARNING

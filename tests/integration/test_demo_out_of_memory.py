@@ -12,25 +12,13 @@ import logging
 
 import dagster as dg
 import pytest
-from demo_support import (
-    WAREHOUSE_BUCKET,
-    copy_project,
-    demo_platform,
-    postgres_instance,
-    prepare,
-    yesterday_partition,
-)
+from support import demo
+from support.demo import copy_project, postgres_instance, prepare, run_demo_job
 
-from lakeport.dbt_assets import DUCKDB_PATH_ENV
 from lakeport.duckdb_settings import OUT_OF_MEMORY_RETRY_FRACTIONS
-from lakeport_demo.build import build_demo_definitions
 
-MODEL = dg.AssetKey(["intermediate", "int_orders_enriched"])
-DOWNSTREAM = {
-    dg.AssetKey(["marts", "dim_customers"]),
-    dg.AssetKey(["marts", "mart_customer_revenue"]),
-    dg.AssetKey(["marts", "fct_orders"]),
-}
+MODEL = demo.INT_ORDERS_ENRICHED
+DOWNSTREAM = demo.DOWNSTREAM_OF_INT_ORDERS_ENRICHED
 DAILY = dg.AssetKey(["marts", "fct_orders"])
 UPSTREAM_TABLE = dg.AssetKey(["marts", "fct_payments"])
 FIRST_LIMIT_MIB = 600
@@ -56,13 +44,6 @@ def _project(tmp_path, sql: str):
     return prepare(project)
 
 
-def _run(platform, project, instance):
-    job = build_demo_definitions(platform, project_dir=project).resolve_job_def("lakehouse_job")
-    return job.execute_in_process(
-        instance=instance, partition_key=yesterday_partition(), raise_on_error=False
-    )
-
-
 def _materializations(instance, run_id) -> dict[dg.AssetKey, dict]:
     records = instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
@@ -80,10 +61,8 @@ def _warnings(instance, run_id) -> list[str]:
 
 
 @pytest.fixture
-def platform_at(tmp_path, s3_server, s3_env, monkeypatch):
-    monkeypatch.delenv(DUCKDB_PATH_ENV, raising=False)
-    s3_server.ensure_buckets(WAREHOUSE_BUCKET)
-    return lambda mib: demo_platform(tmp_path / "data", s3_server.endpoint, _profiles(mib))
+def platform_at(demo_platform_on_s3):
+    return lambda mib: demo_platform_on_s3(_profiles(mib))
 
 
 def test_a_model_out_of_memory_at_one_limit_is_built_again_at_a_smaller_one(
@@ -98,7 +77,7 @@ def test_a_model_out_of_memory_at_one_limit_is_built_again_at_a_smaller_one(
 """)
     platform = platform_at(FIRST_LIMIT_MIB)
     with postgres_instance(postgres_server, postgres_database, tmp_path / "home") as instance:
-        result = _run(platform, project, instance)
+        result = run_demo_job(platform, project, instance)
         assert result.success
         materialized = _materializations(instance, result.run_id)
         assert {MODEL, UPSTREAM_TABLE} | DOWNSTREAM <= set(materialized)
@@ -137,7 +116,7 @@ def test_a_model_out_of_memory_at_every_limit_fails_naming_the_profile(
 where g.greedy > 0
 """)
     with postgres_instance(postgres_server, postgres_database, tmp_path / "home") as instance:
-        result = _run(platform_at(100), project, instance)
+        result = run_demo_job(platform_at(100), project, instance)
         assert not result.success
         materialized = _materializations(instance, result.run_id)
         assert UPSTREAM_TABLE in materialized

@@ -8,7 +8,7 @@ from datetime import date
 import duckdb
 import pyarrow as pa
 import pytest
-from demo_support import WAREHOUSE_BUCKET, demo_platform
+from support.demo import WAREHOUSE_BUCKET, demo_platform
 
 from lakeport.catalog import load_catalog
 from lakeport.credentials import CATALOG_CREDENTIAL_ENV

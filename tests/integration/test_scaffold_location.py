@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from demo_support import WAREHOUSE_BUCKET, postgres_instance
+from support.demo import WAREHOUSE_BUCKET, postgres_instance
 
 from lakeport.catalog import load_catalog
 from lakeport.config import PLATFORM_FILE_ENV, load_platform

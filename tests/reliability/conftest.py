@@ -1,14 +1,10 @@
 """The fault tests' platform: the local platform with a cheap code location, started once
 for the session (starting it costs tens of seconds on two cores)."""
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dev"))
-from dev_support import make_data_dir  # noqa: E402
-from platform_support import FaultPlatform, write_platform_file  # noqa: E402
+from platform_support import FaultPlatform
+from support.dev_platform import LOCAL_PLATFORM, make_data_dir
+from support.platform_files import write_over
 
 # What the issue asks for, on this platform: a queue of 4, run monitoring that notices a
 # dead worker within seconds (the chart's defaults are minutes).
@@ -31,7 +27,8 @@ FAULT_SETTINGS = {
 @pytest.fixture(scope="session")
 def fault_platform():
     data_dir = make_data_dir("lakeport-faults-")
-    platform_file = write_platform_file(data_dir.parent / f"{data_dir.name}.yaml", FAULT_SETTINGS)
+    platform_file = write_over(LOCAL_PLATFORM, FAULT_SETTINGS,
+                               data_dir.parent / f"{data_dir.name}.yaml")
     platform = FaultPlatform(data_dir, platform_file)
     seconds = platform.start()
     print(f"\nfault platform ready in {seconds:.0f}s ({data_dir})")

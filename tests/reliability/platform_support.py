@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import psycopg
-import yaml
 from dagster import DagsterInstance
-from dev_support import graphql, launch_run
+from support.dev_platform import graphql, launch_run
+from support.waiting import wait_for
 
 from lakeport.dev.options import HOST, DevOptions
 from lakeport.dev.ports import free_port
@@ -29,22 +29,7 @@ from lakeport.dev.processes import ServiceProcess, wait_until_ready
 from lakeport.dev.supervisor import DevPlatform
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-LOCAL_PLATFORM = ROOT / "platform-config" / "local" / "platform.yaml"
 LOCATION = "reliability"
-
-
-def write_platform_file(path: Path, overrides: dict) -> Path:
-    """The local platform file with `overrides` laid over it (maps merge, the rest replaces)."""
-
-    def merge(base, extra):
-        if isinstance(base, dict) and isinstance(extra, dict):
-            return {**base, **{k: merge(base.get(k), v) for k, v in extra.items()}}
-        return extra
-
-    data = merge(yaml.safe_load(LOCAL_PLATFORM.read_text()), overrides)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 class FaultPlatform:
@@ -152,18 +137,7 @@ def run_status(platform: FaultPlatform, run_id: str) -> str:
     return row[0] if row else "MISSING"
 
 
-def wait_for(what: str, check, timeout: float, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f}s")
-        time.sleep(interval)
-
-
 def wait_finished(platform: FaultPlatform, run_id: str, timeout: float = 180) -> str:
     finished = ("SUCCESS", "FAILURE", "CANCELED")
-    return wait_for(f"run {run_id} to finish",
-                    lambda: (s := run_status(platform, run_id)) in finished and s, timeout)
+    return wait_for(lambda: (s := run_status(platform, run_id)) in finished and s,
+                    what=f"run {run_id} to finish", timeout=timeout)

@@ -1,42 +1,30 @@
 """Bad input at every door: a clear error naming what and where, a non-zero exit or a
 failed run, and nothing half-written to the Iceberg catalog.
 
-The catalogue of malformed platform.yaml files is tests/unit/test_platform_validation.py
-(BAD_FILES, through `lakeport validate`); here the same mistakes reach the other doors
-that read the file: `lakeport dev` and a code location's process.
+The catalogue of malformed platform.yaml files is tests/support/platform_files.py
+(BAD_FILES, through `lakeport validate` in tests/unit/test_platform_validation.py); here the
+same mistakes reach the other doors that read the file: `lakeport dev` and a code
+location's process.
 """
 
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import dagster as dg
 import pytest
+from support.demo import WAREHOUSE_BUCKET, copy_project, demo_platform, postgres_instance, prepare
+from support.dev_platform import LAKEPORT, make_data_dir
+from support.platform_files import BAD_FILES, write_over_kind
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "integration"))
-sys.path.insert(0, str(HERE.parent / "unit"))
-sys.path.insert(0, str(HERE.parent / "dev"))
-from demo_support import (  # noqa: E402
-    WAREHOUSE_BUCKET,
-    copy_project,
-    demo_platform,
-    postgres_instance,
-    prepare,
-)
-from dev_support import LAKEPORT, make_data_dir  # noqa: E402
-from test_platform_validation import BAD_FILES, _write_over_kind  # noqa: E402
-
-from lakeport.catalog import load_catalog  # noqa: E402
-from lakeport.config import PLATFORM_FILE_ENV, parse_platform  # noqa: E402
-from lakeport.credentials import CATALOG_CREDENTIAL_ENV  # noqa: E402
-from lakeport.dbt_assets import DUCKDB_PATH_ENV  # noqa: E402
-from lakeport.dbt_manifest import ManifestCycleError, ManifestMissingError  # noqa: E402
-from lakeport.lakehouse import build_lakehouse_definitions  # noqa: E402
-from lakeport_demo.bronze import BRONZE_ASSETS  # noqa: E402
-from lakeport_demo.build import PARTITIONS_START_DATE, build_demo_definitions  # noqa: E402
+from lakeport.catalog import load_catalog
+from lakeport.config import PLATFORM_FILE_ENV, parse_platform
+from lakeport.credentials import CATALOG_CREDENTIAL_ENV
+from lakeport.dbt_manifest import ManifestCycleError, ManifestMissingError
+from lakeport.lakehouse import build_lakehouse_definitions
+from lakeport_demo.bronze import BRONZE_ASSETS
+from lakeport_demo.build import PARTITIONS_START_DATE, build_demo_definitions
 
 # --- platform.yaml -----------------------------------------------------------------------
 
@@ -49,7 +37,7 @@ DEV_CASES = [c for c in BAD_FILES if c[0] in
                          ids=[c[0] for c in DEV_CASES])
 def test_lakeport_dev_refuses_a_bad_file_before_starting_anything(tmp_path, overlay, field,
                                                                    text):
-    path = _write_over_kind(tmp_path, overlay)
+    path = write_over_kind(tmp_path, overlay)
     data_dir = make_data_dir()
     result = subprocess.run([str(LAKEPORT), "dev", str(path), "--data-dir", str(data_dir)],
                             capture_output=True, text=True, timeout=120)
@@ -185,11 +173,9 @@ def _failure_text(instance, run_id) -> str:
 
 
 @pytest.fixture
-def published(tmp_path, s3_server, s3_env, postgres_server, postgres_database, monkeypatch):
+def published(tmp_path, demo_platform_on_s3, postgres_server, postgres_database):
     """A good run of the slice first, so there are tables a bad run could damage."""
-    monkeypatch.delenv(DUCKDB_PATH_ENV, raising=False)
-    s3_server.ensure_buckets(WAREHOUSE_BUCKET)
-    platform = demo_platform(tmp_path / "data", s3_server.endpoint)
+    platform = demo_platform_on_s3()
     project = prepare(copy_project(tmp_path / "dbt_project"))
     with postgres_instance(postgres_server, postgres_database, tmp_path / "home") as instance:
         assert _run(platform, project, instance, selection=SLICE).success

@@ -1,8 +1,9 @@
 """Two code locations from one platform file under `lakeport dev`: both load, a run in
 each succeeds, and each run sees its own location's env and none of the other's."""
 
-from dev_support import launch_run
-from platform_support import run_status, wait_finished, wait_for
+from platform_support import run_status, wait_finished
+from support.dev_platform import launch_run
+from support.waiting import wait_for
 from team_env import SECOND_ONLY_ENV, TEAM_ENV
 
 LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries {
@@ -64,9 +65,8 @@ def test_an_asset_backfill_of_a_large_asset_runs_on_the_large_profile(fault_plat
     launched = fault_platform.graphql(BACKFILL, {"params": params})["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill_filter = {"tags": [{"key": "dagster/backfill", "value": launched["backfillId"]}]}
-    runs = wait_for("the backfill's two runs",
-                    lambda: len(r := _runs(fault_platform, backfill_filter)) == 2 and r,
-                    timeout=180)
+    runs = wait_for(lambda: len(r := _runs(fault_platform, backfill_filter)) == 2 and r,
+                    what="the backfill's two runs", timeout=180)
     for listed in runs:
         assert wait_finished(fault_platform, listed["runId"]) == "SUCCESS"
         # Read the run again once it has finished: the daemon stores a run before it
@@ -82,8 +82,8 @@ def test_dagsters_own_automation_sensor_runs_a_large_asset_on_the_large_profile(
         return [r for r in runs if [a["path"] for a in r["assetSelection"] or []] == [
             ["big_automated"]]]
 
-    (listed, *_) = wait_for("a run of big_automated requested by team_automation",
-                            automated_runs, timeout=240, interval=3)
+    (listed, *_) = wait_for(automated_runs, what="a run of big_automated requested by "
+                            "team_automation", timeout=240, interval=3)
     assert wait_finished(fault_platform, listed["runId"]) == "SUCCESS"
     (run,) = _runs(fault_platform, {"runIds": [listed["runId"]]})
     _assert_large(fault_platform, run)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from dagster._core.storage.dagster_run import ACTIVE_RUN_STATUSES
-from platform_support import launch, tiny_config, wait_for
+from platform_support import launch, tiny_config
+from support.waiting import wait_for
 
 from lakeport.dev.processes import descendants_of
 
@@ -87,7 +88,8 @@ def test_fifty_runs_behind_a_queue_of_four(fault_platform):
                 return sum(statuses.values()) == RUNS and set(statuses) <= {
                     "SUCCESS", "FAILURE", "CANCELED"} and statuses
 
-            statuses = wait_for("fifty runs to finish", all_finished, timeout=420, interval=2)
+            statuses = wait_for(all_finished, what="fifty runs to finish", timeout=420,
+                                interval=2)
     finally:
         done.set()
         for thread in threads:

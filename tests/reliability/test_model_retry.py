@@ -7,28 +7,19 @@ the run fails cleanly once the retries are used up, naming the file and the hold
 Real dbt, DuckDB, moto and PostgreSQL; the run executes in this process.
 """
 
-import sys
 import threading
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
+from support.demo import copy_project, postgres_instance, prepare
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from demo_support import (  # noqa: E402
-    WAREHOUSE_BUCKET,
-    copy_project,
-    demo_platform,
-    postgres_instance,
-    prepare,
-)
-
-from lakeport.catalog import load_catalog  # noqa: E402
-from lakeport.dbt_assets import DEFAULT_RETRY_POLICY, DUCKDB_PATH_ENV  # noqa: E402
-from lakeport.lakehouse import build_lakehouse_definitions  # noqa: E402
-from lakeport_demo.bronze import BRONZE_ASSETS  # noqa: E402
-from lakeport_demo.build import PARTITIONS_START_DATE  # noqa: E402
+from lakeport.catalog import load_catalog
+from lakeport.dbt_assets import DEFAULT_RETRY_POLICY
+from lakeport.lakehouse import build_lakehouse_definitions
+from lakeport_demo.bronze import BRONZE_ASSETS
+from lakeport_demo.build import PARTITIONS_START_DATE
 
 # A small slice of the demo (one mart and what it needs), so three dbt attempts stay cheap.
 SLICE = [dg.AssetKey(["raw", "raw_customers"]), dg.AssetKey(["raw", "raw_orders"]),
@@ -44,10 +35,8 @@ def project(tmp_path_factory):
 
 
 @pytest.fixture
-def lakehouse(project, tmp_path, s3_server, s3_env, monkeypatch):
-    monkeypatch.delenv(DUCKDB_PATH_ENV, raising=False)
-    s3_server.ensure_buckets(WAREHOUSE_BUCKET)
-    platform = demo_platform(tmp_path / "data", s3_server.endpoint)
+def lakehouse(project, demo_platform_on_s3):
+    platform = demo_platform_on_s3()
     database = Path(platform.dev.data_dir) / "duckdb" / "lakehouse.duckdb"
     database.parent.mkdir(parents=True)
     return platform, database

@@ -11,7 +11,8 @@ import urllib.error
 
 import pytest
 from dagster import DagsterEventType
-from platform_support import LOCATION, launch, run_status, tiny_config, wait_finished, wait_for
+from platform_support import LOCATION, launch, run_status, tiny_config, wait_finished
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -118,16 +119,16 @@ def test_a_tick_while_the_scheduled_run_goes_on_is_skipped_with_its_reason(
         return next((t for t in _ticks(fault_platform)
                      if t["status"] == "SUCCESS" and t["runIds"]), None)
 
-    first = wait_for("a tick that starts a run", launched_tick, timeout=150, interval=3)
+    first = wait_for(launched_tick, what="a tick that starts a run", timeout=150, interval=3)
     (run_id,) = first["runIds"]
-    wait_for(f"scheduled run {run_id} to start",
-             lambda: run_status(fault_platform, run_id) == "STARTED", timeout=90)
+    wait_for(lambda: run_status(fault_platform, run_id) == "STARTED",
+             what=f"scheduled run {run_id} to start", timeout=90)
 
     def skipped_tick():
         return next((t for t in _ticks(fault_platform)
                      if t["status"] == "SKIPPED" and t["timestamp"] > first["timestamp"]), None)
 
-    skipped = wait_for("the next tick to be skipped", skipped_tick, timeout=100, interval=3)
+    skipped = wait_for(skipped_tick, what="the next tick to be skipped", timeout=100, interval=3)
     # The reason is on the tick itself, where the UI's tick history shows it.
     assert skipped["runIds"] == []
     assert skipped["skipReason"] == (
@@ -141,8 +142,8 @@ def test_postgres_stopped_and_restarted_under_a_run_and_the_daemon(
 ):
     daemon = fault_platform.service("daemon")
     run_id = launch(fault_platform, "tiny_job", tiny_config(20))
-    wait_for(f"run {run_id} to start", lambda: run_status(fault_platform, run_id) == "STARTED",
-             timeout=120)
+    wait_for(lambda: run_status(fault_platform, run_id) == "STARTED",
+             what=f"run {run_id} to start", timeout=120)
     log_offset = len(fault_platform.log("daemon.log"))
 
     fault_platform.dev.postgres.stop()
@@ -159,8 +160,8 @@ def test_postgres_stopped_and_restarted_under_a_run_and_the_daemon(
     assert stale == []
     # ... and the daemon kept running: same process, healthy heartbeats again.
     assert daemon.running() and fault_platform.service("daemon").pid == daemon.pid
-    wait_for("every required daemon healthy again",
-             lambda: _required_daemons_healthy(fault_platform), timeout=120, interval=3)
+    wait_for(lambda: _required_daemons_healthy(fault_platform),
+             what="every required daemon healthy again", timeout=120, interval=3)
 
     # The run is not left STARTED: it ends, and if it could not write its end itself, run
     # monitoring ends it with the reason.
@@ -174,10 +175,9 @@ def test_postgres_stopped_and_restarted_under_a_run_and_the_daemon(
 
     # The next scheduled tick after the restart happens (launched or skipped, not failed).
     tick = wait_for(
-        "a schedule tick after the restart",
         lambda: next((t for t in _ticks(fault_platform) if t["timestamp"] > back
                       and t["status"] in ("SUCCESS", "SKIPPED")), None),
-        timeout=150, interval=3,
+        what="a schedule tick after the restart", timeout=150, interval=3,
     )
     print(f"first tick after the restart: {tick['status']} {tick.get('skipReason') or ''}")
     # And a new run goes through the whole platform again.
@@ -191,8 +191,8 @@ def test_postgres_stopped_and_restarted_under_a_run_and_the_daemon(
 
 def test_code_server_killed_mid_run_and_restarted(fault_platform, schedule_running):
     run_id = launch(fault_platform, "tiny_job", tiny_config(20))
-    wait_for(f"run {run_id} to start", lambda: run_status(fault_platform, run_id) == "STARTED",
-             timeout=120)
+    wait_for(lambda: run_status(fault_platform, run_id) == "STARTED",
+             what=f"run {run_id} to start", timeout=120)
     fault_platform.kill(f"code server '{LOCATION}'", signal.SIGKILL)
 
     def location_state():
@@ -205,17 +205,16 @@ def test_code_server_killed_mid_run_and_restarted(fault_platform, schedule_runni
     restarted = time.time()
     assert wait_finished(fault_platform, run_id) == "SUCCESS"
     # The webserver reconnects by itself (no reload by hand) ...
-    wait_for("the webserver to reload the location",
-             lambda: location_state() == "RepositoryLocation", timeout=120, interval=2)
+    wait_for(lambda: location_state() == "RepositoryLocation",
+             what="the webserver to reload the location", timeout=120, interval=2)
     # ... and both it (launch) and the daemon (queue, launcher) run new work.
     after = launch(fault_platform, "tiny_job", tiny_config(0))
     assert wait_finished(fault_platform, after) == "SUCCESS"
     # The daemon's scheduler reaches the new server too: a tick evaluates without error.
     tick = wait_for(
-        "a schedule tick evaluated by the restarted code server",
         lambda: next((t for t in _ticks(fault_platform) if t["timestamp"] > restarted
                       and t["status"] in ("SUCCESS", "SKIPPED")), None),
-        timeout=150, interval=3,
+        what="a schedule tick evaluated by the restarted code server", timeout=150, interval=3,
     )
     assert tick["error"] is None
 
@@ -223,8 +222,8 @@ def test_code_server_killed_mid_run_and_restarted(fault_platform, schedule_runni
 def test_s3_down_during_a_run(fault_platform, schedule_running):
     logs = fault_platform.platform.compute_logs
     run_id = launch(fault_platform, "tiny_job", tiny_config(12))
-    wait_for(f"run {run_id} to start", lambda: run_status(fault_platform, run_id) == "STARTED",
-             timeout=120)
+    wait_for(lambda: run_status(fault_platform, run_id) == "STARTED",
+             what=f"run {run_id} to start", timeout=120)
     fault_platform.dev.s3.stop()
     try:
         status = wait_finished(fault_platform, run_id)

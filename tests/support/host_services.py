@@ -12,7 +12,7 @@ localstack.enabled all false):
 - an OpenLineage endpoint with a token (tests/support/lineage_receiver.py), standing in for
   Marquez: the events the run pods send land in DIR/lineage-events.jsonl.
 
-    python tests/support/host_services.py --address 10.244.0.1 --dir DIR
+    PYTHONPATH=tests python -m support.host_services --address 10.244.0.1 --dir DIR
 
 runs them until SIGTERM or SIGINT. When all answer it writes DIR/ready, and the Secret
 values the chart's pods need, one file each (mode 0600), under DIR/secrets/.
@@ -25,12 +25,10 @@ import sys
 import threading
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `support` as a package
-
-from lakeport.dev.postgres import PostgresServer  # noqa: E402
-from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, S3Server  # noqa: E402
-from support.iceberg_rest import IcebergRestServer  # noqa: E402
-from support.lineage_receiver import LineageReceiver  # noqa: E402
+from lakeport.dev.postgres import PostgresServer
+from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, S3Server
+from support.iceberg_rest import IcebergRestServer
+from support.lineage_receiver import LineageReceiver
 
 POSTGRES_PORT = 5432
 S3_PORT = 4566

@@ -6,6 +6,7 @@ import json
 
 import dagster as dg
 import pytest
+from support.demo import postgres_instance
 
 from lakeport.config import parse_platform
 from lakeport.dbt_manifest import prepare_manifest
@@ -123,12 +124,6 @@ def test_demo_asset_graph_is_all_of_the_dbt_project(defs):
 
 
 def test_schedule_skips_while_its_job_runs(defs, tmp_path, postgres_server, postgres_database):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
-    from demo_support import postgres_instance
-
     schedule = defs.get_schedule_def("lakehouse_schedule")
     job = defs.resolve_job_def("lakehouse_job")
     tick = dt.datetime(2026, 11, 21, 4, 0, tzinfo=dt.UTC)

@@ -1,5 +1,5 @@
-"""Helpers for the demo-lakehouse tests: a platform pointing at the test's services, a
-Postgres-backed DagsterInstance, a prepared copy of the demo dbt project."""
+"""The demo lakehouse in tests: a platform pointing at the test's services, a
+Postgres-backed DagsterInstance, a prepared copy of the demo dbt project, one run of its job."""
 
 import shutil
 from contextlib import contextmanager
@@ -12,9 +12,16 @@ from lakeport.config import parse_platform
 from lakeport.dbt_manifest import prepare_manifest
 from lakeport.platform import Platform
 from lakeport.postgres_storage import instance_storage_config, postgres_db_config
-from lakeport_demo.build import DBT_PROJECT_DIR
+from lakeport_demo.build import DBT_PROJECT_DIR, build_demo_definitions
 
 WAREHOUSE_BUCKET = "lakeport-warehouse"
+# The model the failure tests break, and the assets built from it.
+INT_ORDERS_ENRICHED = dg.AssetKey(["intermediate", "int_orders_enriched"])
+DOWNSTREAM_OF_INT_ORDERS_ENRICHED = {
+    dg.AssetKey(["marts", "dim_customers"]),
+    dg.AssetKey(["marts", "mart_customer_revenue"]),
+    dg.AssetKey(["marts", "fct_orders"]),
+}
 
 
 def demo_platform(data_dir: Path, s3_endpoint: str, extra: str = "") -> Platform:
@@ -62,3 +69,13 @@ def prepare(project_dir: Path) -> Path:
 
 def yesterday_partition() -> str:
     return (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+
+
+def run_demo_job(platform: Platform, project_dir: Path, instance, raise_on_error: bool = False,
+                 **options) -> dg.ExecuteInProcessResult:
+    """One in-process run of the demo's `lakehouse_job` over `project_dir`, for yesterday's
+    partition; a failed run is returned, not raised, unless `raise_on_error`."""
+    job = build_demo_definitions(platform, project_dir=project_dir).resolve_job_def(
+        "lakehouse_job")
+    return job.execute_in_process(instance=instance, partition_key=yesterday_partition(),
+                                  raise_on_error=raise_on_error, **options)
