@@ -52,10 +52,43 @@ def test_effective_platform_is_valid_for_lakeport(env):
         assert platform.polaris.root_credentials_secret.secret_name == "lakeport-polaris-root"
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_launcher_default_profile_is_profiles_run_k8s_config(env):
+# A default profile without spillVolumeSize: a new profile (values.yaml has no defaults
+# for its name) and one whose chart default a null removed. ResourceProfile gives both 10Gi.
+SMALL_PROFILE = {"requests": {"cpu": "250m", "memory": "512Mi"},
+                 "limits": {"cpu": "1", "memory": "1Gi"}}
+LAUNCHER_VALUES = {
+    **{env: (env, None) for env in ENVIRONMENTS},
+    "new default profile without spillVolumeSize": ("kind", {
+        "resourceProfiles": {"small": SMALL_PROFILE},
+        "dagster": {"runLauncher": {"defaultProfile": "small"}}}),
+    "spillVolumeSize removed by null": ("cloud", {
+        "resourceProfiles": {"transform": {"spillVolumeSize": None}}}),
+}
+
+
+def _render_over(env: str, override: dict | None, tmp_path):
+    """`helm template -f <env> [-f override]`, and the Platform `lakeport validate` reads
+    from the same files laid over each other (a null kept, to remove the default)."""
+    data = yaml.safe_load(platform_file(env).read_text())
+    if override is None:
+        return render_env(env), parse_platform(yaml.safe_dump(data))
+    values = tmp_path / "override.yaml"
+    values.write_text(yaml.safe_dump(override))
+    return render(str(platform_file(env)), str(values)), parse_platform(
+        yaml.safe_dump(_overlay(data, override))
+    )
+
+
+def _overlay(base, override):
+    if not isinstance(base, dict) or not isinstance(override, dict):
+        return override
+    return {**base, **{key: _overlay(base.get(key), value) for key, value in override.items()}}
+
+
+@pytest.mark.parametrize(("env", "override"), LAUNCHER_VALUES.values(), ids=LAUNCHER_VALUES)
+def test_launcher_default_profile_is_profiles_run_k8s_config(env, override, tmp_path):
     """No drift: the instance's run_k8s_config is lakeport.profiles' for the default profile."""
-    objects = render_env(env)
+    objects, validated = _render_over(env, override, tmp_path)
     platform = parse_platform(effective_platform_text(objects))
     rendered = copy.deepcopy(dagster_yaml(objects)["run_launcher"]["config"]["run_k8s_config"])
     expected = run_k8s_config(platform, platform.dagster.run_launcher.default_profile)
@@ -74,6 +107,10 @@ def test_launcher_default_profile_is_profiles_run_k8s_config(env):
         "ttl_seconds_after_finished": platform.dagster.run_launcher.finished_job_ttl_seconds,
         "backoff_limit": platform.dagster.run_launcher.backoff_limit,
     }
+    # And the spill volume is the one of the values as lakeport validate reads them, not
+    # only as the chart's own effective platform says.
+    (spill, _platform_file) = rendered["pod_spec_config"]["volumes"]
+    assert [spill] == run_k8s_config(validated)["pod_spec_config"]["volumes"]
 
 
 def test_launcher_follows_a_changed_default_profile(tmp_path):
@@ -186,3 +223,106 @@ def test_the_chart_fills_a_code_location_with_the_models_defaults(tmp_path):
     for key in ("port", "replicas", "resources", "env", "secretEnv", "profiles"):
         assert rendered[key] == model[key], key
     assert rendered["image"]["pullPolicy"] == model["image"]["pullPolicy"]
+
+
+def _container_resources(resources) -> dict:
+    """A platform `Resources` as a container's `resources:` (lakeport.resources renders
+    the same): quantities as text, unset ones left out, an empty requests/limits too."""
+    dumped = {kind: {k: str(v) for k, v in getattr(resources, kind).model_dump().items()
+                     if v is not None} for kind in ("requests", "limits")}
+    return {kind: quantities for kind, quantities in dumped.items() if quantities}
+
+
+def _limits_cover_requests(container_resources: dict) -> bool:
+    """What the API server checks of a container: no limit below its request."""
+    from lakeport.quantities import cpu_cores, memory_bytes
+
+    requests = container_resources.get("requests", {})
+    limits = container_resources.get("limits", {})
+    return all(
+        to_number(requests[name]) <= to_number(limits[name])
+        for name, to_number in (("cpu", cpu_cores), ("memory", memory_bytes))
+        if name in requests and name in limits
+    )
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        # Above the default limits (1 CPU, 1Gi): the chart's defaults would make a pod the API
+        # server rejects, while the model has no limits here.
+        {"requests": {"cpu": "2"}},
+        {"requests": {"memory": "2Gi"}},
+        {"limits": {"memory": "2Gi"}},
+        {"requests": {"cpu": "500m"}, "limits": {"memory": "768Mi"}},
+        {},
+    ],
+    ids=["requests.cpu only", "requests.memory only", "limits.memory only",
+         "one of each", "empty"],
+)
+def test_a_code_locations_own_resources_are_the_models(tmp_path, resources):
+    """A location that sets `resources` has exactly those: CodeLocation's default is the
+    whole block, and a quantity it leaves out is unset (ResourceList: "unset: none"), as
+    `lakeport validate` reads the same file. Its Deployment and the effective platform the
+    chart mounts say the same, and the API server would accept the pod."""
+    from lakeport.platform import CodeLocation
+
+    location = {"name": "team", "module": "team.definitions",
+                "image": {"repository": "team", "tag": "1"}, "resources": resources}
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"codeLocations": [location]}))
+    objects = render(str(platform_file("kind")), str(values))
+
+    kind = yaml.safe_load(platform_file("kind").read_text())
+    validated = parse_platform(yaml.safe_dump({**kind, "codeLocations": [location]}))
+    model = validated.code_location("team").resources
+    assert model == CodeLocation.model_validate(location).resources
+
+    (rendered,) = yaml.safe_load(effective_platform_text(objects))["codeLocations"]
+    assert CodeLocation.model_validate(rendered).resources == model
+    (container,) = pod_spec(one(objects, "Deployment", "lakeport-code-team"))["containers"]
+    assert container["resources"] == _container_resources(model)
+    assert _limits_cover_requests(container["resources"]), container["resources"]
+
+
+# The workloads with a `resources:` block under a key of values.yaml, and their containers.
+RESOURCED_WORKLOADS = {
+    ("dagster", "webserver"): ("Deployment", "lakeport-webserver"),
+    ("dagster", "readOnlyWebserver"): ("Deployment", "lakeport-webserver-read-only"),
+    ("dagster", "daemon"): ("Deployment", "lakeport-daemon"),
+    ("postgres",): ("StatefulSet", "lakeport-postgres"),
+    ("polaris",): ("Deployment", "lakeport-polaris"),
+    ("localstack",): ("Deployment", "lakeport-localstack"),
+}
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [{"requests": {"cpu": "100m"}}, {"limits": None}, {"requests": {"memory": None}}, None],
+    ids=["requests.cpu only", "limits removed", "requests.memory removed", "removed"],
+)
+def test_each_workloads_resources_are_the_models(tmp_path, resources):
+    """Helm lays a partial `resources:` over values.yaml's, as lakeport validate does
+    (lakeport.config.helm_merge); a null removes a chart default, and what is left the
+    model gives its own default (`resources: null`: the workload's default block)."""
+    override = {"dagster": {"readOnlyWebserver": {"enabled": True}}}
+    for path in RESOURCED_WORKLOADS:
+        node = override
+        for key in path:
+            node = node.setdefault(key, {})
+        node["resources"] = resources
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(override))
+    objects = render(str(values))
+    validated = parse_platform(yaml.safe_dump(override))
+    for path, (kind, name) in RESOURCED_WORKLOADS.items():
+        model = validated
+        for key in path:
+            model = getattr(model, {"readOnlyWebserver": "read_only_webserver"}.get(key, key))
+        spec = pod_spec(one(objects, kind, name))
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            if container["name"] == "wait-for-postgres":
+                continue
+            assert container["resources"] == _container_resources(model.resources), (
+                f"{name}/{container['name']}"
+            )

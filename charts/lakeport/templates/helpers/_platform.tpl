@@ -53,17 +53,79 @@ the platform model (lakeport.validateValues), so no template renders from bad se
     {{- end -}}
   {{- end -}}
 {{- end -}}
-{{- /* Helm applies no defaults inside list items: a location's unset keys get the
-platform model's CodeLocation defaults here (tests/chart/test_platform_config.py holds the
-two equal). */ -}}
+{{- /* The model's defaults where values.yaml gives none (see lakeport.modelDefaults). */ -}}
+{{- $defaults := fromYaml (include "lakeport.modelDefaults" .) -}}
 {{- $locations := list -}}
 {{- range $v.codeLocations -}}
-  {{- $location := merge (deepCopy .) (dict "port" 4000 "replicas" 1 "env" (dict) "secretEnv" (list) "profiles" (list) "resources" (dict "requests" (dict "cpu" "100m" "memory" "512Mi") "limits" (dict "cpu" "1" "memory" "1Gi"))) -}}
+  {{- $location := deepCopy . -}}
+  {{- range $key, $default := $defaults.codeLocation -}}
+    {{- /* Key by key, never merged into: a location's own `resources` is all it gets (a
+    quantity it leaves out is unset), as for CodeLocation. */ -}}
+    {{- if kindIs "invalid" (index $location $key) -}}{{- $_ := set $location $key (deepCopy $default) -}}{{- end -}}
+  {{- end -}}
   {{- $_ := set $location "image" (merge (deepCopy ($location.image | default dict)) (dict "pullPolicy" "IfNotPresent")) -}}
   {{- $locations = append $locations $location -}}
 {{- end -}}
 {{- $_ := set $v "codeLocations" $locations -}}
+{{- range $name, $profile := $v.resourceProfiles -}}
+  {{- range $key, $default := $defaults.resourceProfile -}}
+    {{- if kindIs "invalid" (index $profile $key) -}}{{- $_ := set $profile $key $default -}}{{- end -}}
+  {{- end -}}
+{{- end -}}
+{{- range $path, $default := $defaults.resources -}}
+  {{- $workload := $v -}}
+  {{- range splitList "." $path -}}{{- $workload = index ($workload | default dict) . -}}{{- end -}}
+  {{- if and (kindIs "map" $workload) (kindIs "invalid" $workload.resources) -}}
+    {{- $_ := set $workload "resources" (deepCopy $default) -}}
+  {{- end -}}
+{{- end -}}
 {{- toYaml $v -}}
+{{- end -}}
+
+{{/*
+The platform model's defaults that Helm's values.yaml cannot give, which the effective
+platform fills in (tests/chart/test_platform_config.py holds each equal to the model):
+- codeLocation: CodeLocation's, for each key a location leaves out (Helm applies no
+  defaults inside list items). Each is a whole value: a location that sets `resources`
+  has exactly what it sets, as in the model.
+- resourceProfile: ResourceProfile's, for each key a profile leaves out (values.yaml has
+  entries only for the chart's own profile names, and a null removes one of theirs).
+- resources: each workload's `resources` default, when a null removed the whole block
+  (Helm drops the key; the model then gives its default, as lakeport validate does).
+  A partial block needs none: Helm lays it over values.yaml's, as lakeport validate does.
+Returns YAML; use with fromYaml.
+*/}}
+{{- define "lakeport.modelDefaults" -}}
+codeLocation:
+  port: 4000
+  replicas: 1
+  env: {}
+  secretEnv: []
+  profiles: []
+  resources:
+    requests: {cpu: 100m, memory: 512Mi}
+    limits: {cpu: "1", memory: 1Gi}
+resourceProfile:
+  spillVolumeSize: 10Gi
+resources:
+  dagster.webserver:
+    requests: {cpu: 100m, memory: 512Mi}
+    limits: {cpu: "1", memory: 1Gi}
+  dagster.readOnlyWebserver:
+    requests: {cpu: 100m, memory: 512Mi}
+    limits: {cpu: "1", memory: 1Gi}
+  dagster.daemon:
+    requests: {cpu: 100m, memory: 512Mi}
+    limits: {cpu: "1", memory: 1Gi}
+  postgres:
+    requests: {cpu: 100m, memory: 256Mi}
+    limits: {cpu: "1", memory: 1Gi}
+  polaris:
+    requests: {cpu: 250m, memory: 512Mi}
+    limits: {cpu: "2", memory: 1Gi}
+  localstack:
+    requests: {cpu: 100m, memory: 512Mi}
+    limits: {cpu: "1", memory: 1Gi}
 {{- end -}}
 
 {{/* The bucket of catalog.warehouse (s3://bucket/path): LocalStack creates it. */}}

@@ -163,7 +163,8 @@ Usage: include "lakeport.validateLimits" (list $path $requests $limits) */}}
 {{/*
 DuckDBOverrides._one_memory_setting and ResourceProfile._consistent: limits.memory is set,
 limits cover requests, DuckDB's memory limit is below the pod's and its spill cap below the
-spill volume (spillVolumeSize defaults to the model's 10Gi).
+spill volume (an unset spillVolumeSize is the model's default, as the effective platform
+fills it in: lakeport.modelDefaults).
 Usage: include "lakeport.validateProfile" (list "resourceProfiles.large" $profile)
 */}}
 {{- define "lakeport.validateProfile" -}}
@@ -185,7 +186,7 @@ Usage: include "lakeport.validateProfile" (list "resourceProfiles.large" $profil
 {{- end -}}
 {{- end -}}
 {{- $spill := $profile.spillVolumeSize -}}
-{{- if kindIs "invalid" $spill -}}{{- $spill = "10Gi" -}}{{- end -}}
+{{- if kindIs "invalid" $spill -}}{{- $spill = (fromYaml (include "lakeport.modelDefaults" nil)).resourceProfile.spillVolumeSize -}}{{- end -}}
 {{- if not (kindIs "invalid" $duckdb.maxTempDirectorySize) -}}
 {{- if ge (include "lakeport.quantity" (list "memory" $duckdb.maxTempDirectorySize) | float64) (include "lakeport.quantity" (list "memory" $spill) | float64) -}}
 {{- fail (printf "%s: spillVolumeSize (%v) must be larger than duckdb.maxTempDirectorySize (%v)" $path $spill $duckdb.maxTempDirectorySize) -}}
