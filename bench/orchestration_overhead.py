@@ -65,12 +65,13 @@ def child(project_dir: Path, data_dir: Path, s3_endpoint: str) -> int:
     job = defs.resolve_job_def("lakehouse_job")
     loaded = time.perf_counter() - started
 
-    mark = time.perf_counter()
+    mark, mark_epoch = time.perf_counter(), time.time()
     with dg.DagsterInstance.get() as instance:
         storage = type(instance.run_storage).__name__
         result = job.execute_in_process(instance=instance,
                                         raise_on_error=False)
         executed = time.perf_counter() - mark
+        phases = run_phases(instance.all_logs(result.run_id), mark_epoch, executed)
         materializations = [
             e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"
         ]
@@ -86,8 +87,28 @@ def child(project_dir: Path, data_dir: Path, s3_endpoint: str) -> int:
         "materializations": len(materializations),
         "checks_passed": sum(1 for e in checks if e.event_specific_data.passed),
         "events_stored": stored,
+        "phases": phases,
     }))
     return 0 if result.success else 1
+
+
+def run_phases(records, started_epoch: float, executed: float) -> dict[str, float]:
+    """Where the run's time went, from its own event log: before the dbt op's step started
+    (creating the run, its planned events, the executor), the op's phases as it logs them
+    (lakeport.dbt_assets.PHASES_MESSAGE), and what is left (the op's own Python, the
+    events it yields after the write, the run's end)."""
+    from lakeport.dbt_assets import PHASES_MESSAGE
+
+    step_starts = [r.timestamp for r in records
+                   if r.dagster_event and r.dagster_event.event_type_value == "STEP_START"]
+    [logged] = [r.user_message for r in records if r.user_message.startswith(PHASES_MESSAGE)]
+    op = json.loads(logged[len(PHASES_MESSAGE):])
+    phases = {"before_step": min(step_starts) - started_epoch}
+    phases.update({name: op[name] for name in ("scratch", "dbt", "lineage", "publish")
+                   if name in op})
+    phases["rest"] = executed - sum(phases.values())
+    phases["tables_written"] = op["tables_written"]
+    return phases
 
 
 # --- the parent ---------------------------------------------------------------------------------
@@ -247,6 +268,14 @@ def main(argv: list[str] | None = None) -> int:
           seconds(median([r["execute_seconds"] for r in lakeport])),
           lakeport[0]["materializations"] + lakeport[0]["checks_passed"]]],
     )
+    phase_medians = {
+        name: median([r["phases"][name] for r in lakeport])
+        for name in lakeport[0]["phases"] if name != "tables_written"
+    }
+    print("\nlakeport's execute, by phase (medians; dbt includes Dagster storing its events "
+          f"as they come; publish wrote {lakeport[0]['phases']['tables_written']} tables):")
+    print_table(["phase", "median"], [[name, seconds(value)]
+                                      for name, value in phase_medians.items()])
     complete = all(
         r["success"] and r["materializations"] + r["checks_passed"] == nodes for r in lakeport
     ) and all(r["nodes_ok"] == r["nodes"] for r in bare)
@@ -271,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         "parameters": {"models": args.models, "runs": args.runs, "raw_rows": args.raw_rows,
                        "postgres_fsync": args.postgres_fsync == "on", "iceberg_publishing": True},
         "summary": {"bare_median_seconds": bare_median,
-                    "lakeport_median_seconds": lakeport_median, "ratio": ratio},
+                    "lakeport_median_seconds": lakeport_median, "ratio": ratio,
+                    "lakeport_phase_medians_seconds": phase_medians},
         "bare": bare,
         "lakeport": lakeport,
     }, targets, args.output, code)

@@ -30,8 +30,10 @@ is not monotonic in the limit (lakeport.duckdb_settings.memory_limit_attempts).
 
 import contextlib
 import importlib.metadata
+import json
 import os
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -128,6 +130,32 @@ class LakeportDbtCliResource(DbtCliResource):
     # None. tests/unit/test_dagster_seams.py fails if the method or its call goes.
     def _initialize_dbt_core_adapter(self, args):
         return None
+
+
+PHASES_MESSAGE = "Time spent in this op (seconds):"
+
+
+class _Phases:
+    """Where a dbt op's time went, logged once at the end of it: filling the scratch from
+    the catalog, dbt's build (with Dagster storing its events meanwhile), lineage, and
+    writing to Iceberg. A user asking why a run is slow reads it in the run's logs;
+    bench/orchestration_overhead.py reads it to split the run into phases."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def timed(self, phase: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - started
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + elapsed
+
+    def message(self, **counts: int) -> str:
+        figures = {name: round(value, 3) for name, value in self.seconds.items()}
+        return f"{PHASES_MESSAGE} {json.dumps({**figures, **counts})}"
 
 
 def is_transient_dbt_error(message: str) -> bool:
@@ -238,7 +266,9 @@ class _DbtBuild:
         access = s3_access(platform)
         selected = self._selected_unique_ids(context)
         plan = plan_scratch(self.manifest, selected, self.partitioned)
-        bases = self._fill_scratch(context, settings, database, catalog, access, plan)
+        phases = _Phases()
+        with phases.timed("scratch"):
+            bases = self._fill_scratch(context, settings, database, catalog, access, plan)
 
         environment = {
             SETTINGS_ENV: settings.to_json(),
@@ -264,11 +294,13 @@ class _DbtBuild:
         attempt_settings = next(attempts)
         done: list[str] = []  # nodes an earlier attempt completed
         while True:
-            with _environment({**environment, SETTINGS_ENV: attempt_settings.to_json()}):
-                # dbt starts here, and takes the variables with it.
-                invocation = dbt.cli(args, context=context, raise_on_error=False)
-            invocations.append(invocation)
-            yield from self._stream(context, invocation, attempt_settings, held, built)
+            with phases.timed("dbt"):
+                with _environment({**environment, SETTINGS_ENV: attempt_settings.to_json()}):
+                    # dbt starts here, and takes the variables with it.
+                    invocation = dbt.cli(args, context=context, raise_on_error=False)
+                invocations.append(invocation)
+                # Includes Dagster storing what is yielded while dbt runs.
+                yield from self._stream(context, invocation, attempt_settings, held, built)
             again = None if invocation.is_successful() else _out_of_memory_nodes(invocation)
             retry_settings = next(attempts, None) if again else None
             if retry_settings is None:
@@ -295,10 +327,14 @@ class _DbtBuild:
 
         lineage = RunLineage.for_context(platform, context)
         if lineage.enabled:
-            self._model_lineage(context, lineage, attempt_settings, database, invocations)
-        published = self._publish(
-            context, attempt_settings, database, catalog, access, built, days, bases, lineage
-        )
+            with phases.timed("lineage"):
+                self._model_lineage(context, lineage, attempt_settings, database, invocations)
+        with phases.timed("publish"):
+            published = self._publish(
+                context, attempt_settings, database, catalog, access, built, days, bases,
+                lineage,
+            )
+        context.log.info(phases.message(tables_written=len(published)))
         for event in held:
             if isinstance(event, dg.Output):
                 event = event.with_metadata(

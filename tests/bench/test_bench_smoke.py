@@ -105,6 +105,13 @@ def test_orchestration_overhead_smoke(tmp_path):
     assert bare["nodes_ok"] == bare["nodes"] > 0
     assert document["summary"]["ratio"] > 0
     assert document["targets"]["complete"]["pass"] is True
+    # The run split into phases from its own event log, the op's as the op logged them.
+    phases = lakeport["phases"]
+    assert {"before_step", "scratch", "dbt", "publish", "rest"} <= set(phases)
+    assert phases["tables_written"] > 0
+    assert all(phases[name] >= 0 for name in ("before_step", "scratch", "dbt", "publish"))
+    assert sum(v for k, v in phases.items() if k != "tables_written") == pytest.approx(
+        lakeport["execute_seconds"])
 
 
 def test_single_mart_run_smoke(tmp_path):
