@@ -159,14 +159,15 @@ def run_bare(project_dir: Path, database: Path) -> dict:
 
 
 def run_lakeport(project_dir: Path, database: Path, data_dir: Path, home: Path,
-                 password: str, s3) -> dict:
+                 password: str, s3, profile: Path | None = None) -> dict:
     from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
     env = _env(LAKEPORT_DUCKDB_PATH=str(database), DAGSTER_HOME=str(home),
                AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY_ID,
                AWS_SECRET_ACCESS_KEY=LOCAL_SECRET_ACCESS_KEY,
                **{PASSWORD_ENV: password})
-    argv = [sys.executable, "-m", "bench.orchestration_overhead", "--child",
+    argv = [sys.executable, *(["-m", "cProfile", "-o", str(profile)] if profile else []),
+            "-m", "bench.orchestration_overhead", "--child",
             "--project", str(project_dir), "--data-dir", str(data_dir),
             "--s3-endpoint", s3.endpoint]
     started = time.perf_counter()
@@ -201,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="off shows how much of the overhead is Postgres' commits")
     parser.add_argument("--output", type=Path,
                         help="default: bench/results/orchestration_overhead.json")
+    parser.add_argument("--profile-dir", type=Path,
+                        help="write a cProfile of each lakeport run here (run-N.prof; read "
+                        "with python -m pstats); profiling slows the runs, so not for figures")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--project", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -243,8 +247,12 @@ def main(argv: list[str] | None = None) -> int:
             bare_database.unlink(missing_ok=True)
             bare.append(run_bare(project_dir, bare_database))
             lakeport_database.unlink(missing_ok=True)
+            profile = None
+            if args.profile_dir:
+                args.profile_dir.mkdir(parents=True, exist_ok=True)
+                profile = args.profile_dir / f"run-{run + 1}.prof"
             lakeport.append(run_lakeport(project_dir, lakeport_database,
-                                         workdir / f"data-{run}", home, password, s3))
+                                         workdir / f"data-{run}", home, password, s3, profile))
             print(f"  run {run + 1}/{args.runs}: bare {bare[-1]['wall_seconds']:.2f} s, "
                   f"lakeport {lakeport[-1]['wall_seconds']:.2f} s", flush=True)
     finally:
