@@ -494,6 +494,10 @@ def run_size(limit_mib: int, workloads: list[str], factors: list[float],
              catalog_factors: list[float], configs: list[str], output: Path | None,
              code: dict) -> bool:
     limit = limit_mib << 20
+    path = output or result_path(limit_mib)
+    # Each run is added to this as it ends, so a run of hours stopped early still leaves
+    # its figures; the results file proper is written, and this removed, at the end.
+    partial = path.with_suffix(".partial.json")
     runs = []
     for workload in workloads:
         with contextlib.ExitStack() as stack:
@@ -508,6 +512,10 @@ def run_size(limit_mib: int, workloads: list[str], factors: list[float],
                     print(f"  {limit_mib} MiB {workload} {factor:g}x {config}: {run.outcome} "
                           f"in {run.wall_seconds:.1f} s", flush=True)
                     runs.append(run)
+                    partial.write_text(json.dumps({
+                        "benchmark": NAME, "complete": False, "limit_bytes": limit, **code,
+                        "runs": [asdict(r) for r in runs],
+                    }, indent=2) + "\n")
 
     profile = bench_profile(limit)
     print(f"\nMemory discipline: cgroup memory limit {mib(limit)}, profile spillVolumeSize "
@@ -545,7 +553,8 @@ def run_size(limit_mib: int, workloads: list[str], factors: list[float],
         "runs": [asdict(r) | {"anon_peak_fraction": round(r.anon_peak_fraction, 3)} for r in runs],
         "targets": targets,
         "comparison": compared,
-    }, output or result_path(limit_mib), code)
+    }, path, code)
+    partial.unlink(missing_ok=True)
     return all(t["pass"] for t in targets.values())
 
 
