@@ -38,11 +38,6 @@ class Stopped(Exception):
     """A signal asked us to stop while a service was starting."""
 
 
-def own(pid: int) -> None:
-    """Register a child started elsewhere (its Popen waits for it), so reaping skips it."""
-    _OWNED.add(pid)
-
-
 def become_subreaper() -> bool:
     """Adopt orphaned descendants (Linux only); False where the kernel has no such thing."""
     if not sys.platform.startswith("linux"):
