@@ -6,6 +6,8 @@ from platform_support import FaultPlatform
 from support.dev_platform import LOCAL_PLATFORM, make_data_dir
 from support.platform_files import write_over
 
+from lakeport.dev.ports import free_port
+
 # What the issue asks for, on this platform: a queue of 4, run monitoring that notices a
 # dead worker within seconds (the chart's defaults are minutes).
 FAULT_SETTINGS = {
@@ -27,7 +29,13 @@ FAULT_SETTINGS = {
 @pytest.fixture(scope="session")
 def fault_platform():
     data_dir = make_data_dir("lakeport-faults-")
-    platform_file = write_over(LOCAL_PLATFORM, FAULT_SETTINGS,
+    # A free port of its own for each location. Not `--code-server-port` (the first port
+    # and the ones after it): Linux hands bind(0) odd ports and outgoing connections even
+    # ones, so the port after a free one is where a client socket may sit (CI saw 52040
+    # taken that way).
+    settings = {**FAULT_SETTINGS, "codeLocations": [
+        {**location, "port": free_port()} for location in FAULT_SETTINGS["codeLocations"]]}
+    platform_file = write_over(LOCAL_PLATFORM, settings,
                                data_dir.parent / f"{data_dir.name}.yaml")
     platform = FaultPlatform(data_dir, platform_file)
     seconds = platform.start()

@@ -36,7 +36,7 @@ class FaultPlatform:
     def __init__(self, data_dir: Path, platform_file: Path):
         options = DevOptions(
             platform_file=platform_file, data_dir=data_dir,
-            webserver_port=free_port(), code_server_port=free_port(),
+            webserver_port=free_port(),
             postgres_port=free_port(), s3_port=free_port(),
         )
         self.out_file = data_dir / "lakeport-dev.out"
