@@ -17,7 +17,8 @@ produces them. After dbt finishes (it holds DuckDB's write lock while it runs) t
 writes each table it built to the catalog, one commit each (lakeport.iceberg_publish;
 small tables PUBLISH_WORKERS at a time, as their write is round trips, not memory); a
 table's materialization (and its checks) waits for that, so it records the Iceberg
-snapshot written. Every materialization records the DuckDB settings used.
+snapshot written, and goes to Dagster while the tables after it are written. Every
+materialization records the DuckDB settings used.
 
 A dbt error (bad SQL, a failing test) is raised as a Failure that is not retried: the
 same SQL fails the same way. A dbt failure whose cause is outside the SQL and passes
@@ -97,6 +98,10 @@ INCREMENT_SCHEMA = "__lakeport_increments"
 # MiB; larger ones are streamed one at a time, as the memory derivation assumes.
 SMALL_TABLE_CELLS = 1_000_000
 PUBLISH_WORKERS = 2
+# Small tables read and queued for the workers ahead of the one whose materialization goes
+# to Dagster next: enough to keep both busy while Dagster stores that one's events. Each
+# is held in memory as Arrow until written.
+PUBLISH_AHEAD = 2 * PUBLISH_WORKERS
 DEFAULT_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL)
 # dbt failures that say nothing about the SQL: waiting and trying again can succeed.
 TRANSIENT_DBT_ERRORS = (
@@ -329,18 +334,21 @@ class _DbtBuild:
         if lineage.enabled:
             with phases.timed("lineage"):
                 self._model_lineage(context, lineage, attempt_settings, database, invocations)
-        with phases.timed("publish"):
-            published = self._publish(
-                context, attempt_settings, database, catalog, access, built, days, bases,
-                lineage,
-            )
-        context.log.info(phases.message(tables_written=len(published)))
-        for event in held:
-            if isinstance(event, dg.Output):
-                event = event.with_metadata(
-                    {**event.metadata, **published.get(_unique_id(event), {})}
-                )
-            yield event
+        # Each held materialization goes to Dagster as soon as its table is written, while
+        # the next tables are being written: Dagster storing its events (and its checks')
+        # overlaps the writes. `publish` times only what the op waits for the writes.
+        written = self._publish(
+            context, attempt_settings, database, catalog, access, built, days, bases, lineage
+        )
+        with contextlib.closing(written):
+            for event in held:
+                if isinstance(event, dg.Output) and self._is_stored(event):
+                    with phases.timed("publish"):
+                        unique_id, metadata = next(written)
+                    assert unique_id == _unique_id(event), (unique_id, _unique_id(event))
+                    event = event.with_metadata({**event.metadata, **metadata})
+                yield event
+        context.log.info(phases.message(tables_written=len(built)))
 
         if not invocation.is_successful():
             error = invocation.get_error()
@@ -468,11 +476,12 @@ class _DbtBuild:
 
     def _publish(
         self, context, settings, database: Path, catalog, access, built, days, bases, lineage
-    ) -> dict[str, dict]:
+    ) -> Iterator[tuple[str, dict]]:
+        """(unique id, materialization metadata) for each table in `built`, in its order,
+        as each is written to Iceberg."""
         targets = [self.manifest["nodes"][_unique_id(output)] for output in built]
         if not targets:
-            return {}
-        results = {}
+            return
         with contextlib.closing(connect(settings, database)) as connection:
             configure_s3(connection, access)
 
@@ -486,16 +495,14 @@ class _DbtBuild:
 
                 return commit_lineage(lineage, str(relation_of(node)), commit)
 
-            small = self._small_tables(connection, targets, days, bases)
-            written = _write_small_tables(connection, small, write)
-            for node in targets:
-                result = written.get(node["unique_id"]) or write(node)
+            small = {node["unique_id"] for node in self._small_tables(
+                connection, targets, days, bases)}
+            for node, result in _write_in_order(connection, targets, small, write):
                 context.log.info(
                     f"wrote {relation_of(node)} to Iceberg ({result.operation}): "
                     f"{result.row_count} rows, snapshot {result.snapshot_id}"
                 )
-                results[node["unique_id"]] = result.as_metadata()
-        return results
+                yield node["unique_id"], result.as_metadata()
 
     def _small_tables(self, connection, targets, days, bases) -> list:
         """The targets written whole whose rows fit one Arrow batch of a few MiB (DuckDB's
@@ -559,18 +566,26 @@ class _DbtBuild:
         return (increment if removed == 0 else None), added
 
 
-def _write_small_tables(connection, nodes: list, write) -> dict[str, Published]:
-    """`write(node, rows)` for each node, PUBLISH_WORKERS at a time, `rows` a reader
-    factory over the table's rows read whole into Arrow.
+def _write_in_order(
+    connection, nodes: list, small: set[str], write
+) -> Iterator[tuple[dict, Published]]:
+    """(node, what `write` returned for it) for each node, in the order given, as each is
+    written.
 
-    DuckDB stays on this thread: each table is read here, and the workers only write Arrow
-    through pyiceberg. (Workers on DuckDB cursors of their own were tried before: the next
-    duckdb.connect() to the scratch file then spun in DuckDB 1.5.5's instance cache,
+    A small node (its unique id in `small`) is read whole into Arrow on this thread and
+    written by one of PUBLISH_WORKERS threads, `write(node, rows)` with `rows` a reader
+    factory; up to PUBLISH_AHEAD of them are under way ahead of the node yielded, so the
+    writes go on while the caller handles what was yielded. Any other node is written
+    here, `write(node)`, when its turn comes, and nothing is written ahead past it: a
+    large table is streamed alone, as the memory derivation assumes.
+
+    DuckDB stays on this thread; the workers only write Arrow through pyiceberg. (Workers
+    on DuckDB cursors of their own were tried before: the next duckdb.connect() to the
+    scratch file then spun in DuckDB 1.5.5's instance cache,
     DBInstanceCache::GetInstanceInternal in src/main/db_instance_cache.cpp, waiting for an
-    instance being torn down.) At most PUBLISH_WORKERS tables are held at once. The first
-    failure is raised once the writes under way have ended."""
-    if not nodes:
-        return {}
+    instance being torn down.) A failed write is raised in its turn, once the writes under
+    way have ended; those not started are not started."""
+    from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
     import pyarrow as pa
@@ -578,17 +593,27 @@ def _write_small_tables(connection, nodes: list, write) -> dict[str, Published]:
     def rows_of(table: pa.Table):
         return lambda: pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
 
-    written: dict[str, Published] = {}
-    with ThreadPoolExecutor(PUBLISH_WORKERS, thread_name_prefix="lakeport-publish") as pool:
-        for start in range(0, len(nodes), PUBLISH_WORKERS):
-            futures = {}
-            for node in nodes[start:start + PUBLISH_WORKERS]:
-                table = connection.execute(f"select * from {relation_of(node).sql}")
-                futures[node["unique_id"]] = pool.submit(write, node, rows_of(
-                    table.to_arrow_table()))
-            for unique_id, future in futures.items():
-                written[unique_id] = future.result()
-    return written
+    remaining = iter(nodes)
+    queued: deque = deque()  # (node, its small write's future, or None), in order
+    pool = ThreadPoolExecutor(PUBLISH_WORKERS, thread_name_prefix="lakeport-publish")
+    try:
+        while True:
+            while (len(queued) < PUBLISH_AHEAD
+                   and (not queued or queued[-1][1] is not None)):
+                node = next(remaining, None)
+                if node is None:
+                    break
+                future = None
+                if node["unique_id"] in small:
+                    table = connection.execute(f"select * from {relation_of(node).sql}")
+                    future = pool.submit(write, node, rows_of(table.to_arrow_table()))
+                queued.append((node, future))
+            if not queued:
+                return
+            node, future = queued.popleft()
+            yield node, (future.result() if future is not None else write(node))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass(frozen=True)
