@@ -497,12 +497,19 @@ class _DbtBuild:
 
             small = {node["unique_id"] for node in self._small_tables(
                 connection, targets, days, bases)}
-            for node, result in _write_in_order(connection, targets, small, write):
-                context.log.info(
-                    f"wrote {relation_of(node)} to Iceberg ({result.operation}): "
-                    f"{result.row_count} rows, snapshot {result.snapshot_id}"
-                )
-                yield node["unique_id"], result.as_metadata()
+            # One log message for all of them, also when a write fails: each message is an
+            # event Dagster stores (an INSERT and a NOTIFY), and each table's own
+            # materialization carries the same figures.
+            lines = []
+            try:
+                for node, result in _write_in_order(connection, targets, small, write):
+                    lines.append(f"{relation_of(node)} ({result.operation}): "
+                                 f"{result.row_count} rows, snapshot {result.snapshot_id}")
+                    yield node["unique_id"], result.as_metadata()
+            finally:
+                if lines:
+                    context.log.info(f"wrote {len(lines)} of {len(targets)} tables to "
+                                     "Iceberg:\n" + "\n".join(lines))
 
     def _small_tables(self, connection, targets, days, bases) -> list:
         """The targets written whole whose rows fit one Arrow batch of a few MiB (DuckDB's

@@ -13,6 +13,10 @@ webserver too; one in steady use is not (a test per checkout cost a run worker 5
 checks out connections thousands of times a run). A pool never crosses a fork: a child
 process opens its own.
 
+The event log storage also stores a new run's planned events (one per asset and asset
+check the run will materialize or evaluate) in one INSERT instead of an INSERT and a
+NOTIFY each: 600 round trips less before a 200-model dbt run starts.
+
 The instance config names these classes in place of dagster-postgres' own (the chart's
 `dagster.yaml` and `lakeport dev`'s); their config is dagster-postgres' config unchanged.
 """
@@ -24,6 +28,8 @@ import weakref
 from typing import Any
 
 import sqlalchemy as db
+from dagster._core.events import DagsterEventType
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
@@ -45,6 +51,21 @@ MAX_OVERFLOW = 10
 POOL_RECYCLE_SECONDS = 3600
 # A connection idle for longer than this is tested (`SELECT 1`) before it is handed out.
 IDLE_PING_SECONDS = 2.0
+
+# Dagster hands a new run's planned events to the storage as one batch only when this
+# variable is above 0, and then in batches of at most that many (dagster 1.13.27,
+# _core/instance/methods/event_methods.py, handle_new_event; run_domain.py,
+# _log_asset_planned_events). It is read from the environment of whichever process creates
+# the run (the webserver, the daemon, a run worker), and each of them imports this module
+# when its instance is loaded, before any event is stored; a value set already wins.
+EVENT_BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
+EVENT_BATCH_SIZE = 1000
+os.environ.setdefault(EVENT_BATCH_SIZE_ENV, str(EVENT_BATCH_SIZE))
+# The kinds of a run's planned events, which PooledPostgresEventLogStorage stores as one.
+PLANNED_EVENTS = frozenset({
+    DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+    DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
+})
 
 
 def pooled_engine(
@@ -147,7 +168,42 @@ class PooledPostgresRunStorage(_PooledConnections, PostgresRunStorage):
 
 
 class PooledPostgresEventLogStorage(_PooledConnections, PostgresEventLogStorage):
-    """dagster-postgres' event log storage on a connection pool."""
+    """dagster-postgres' event log storage on a connection pool, storing a run's planned
+    events as one batch."""
+
+    def store_event_batch(self, events) -> None:
+        # dagster-postgres 0.29.27 (event_log/event_log.py, store_event_batch) writes a
+        # batch in one statement only when it is all materializations or all
+        # observations; a batch of planned events goes to the base class, which calls
+        # store_event for each (an INSERT, then a NOTIFY that upstream keeps only for
+        # version skew, then the event's index rows).
+        if not events or not {e.dagster_event_type for e in events} <= PLANNED_EVENTS:
+            super().store_event_batch(events)
+            return
+        # One INSERT for the event rows. PostgreSQL returns the ids of a multi-row INSERT
+        # in the order of its rows, as upstream's own batch write relies on.
+        with self._connect() as conn:
+            result = conn.execute(
+                self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id)
+            )
+            event_ids = [int(row[0]) for row in result.fetchall()]
+        # Then each event's index rows, as store_event writes them: the assets' rows in one
+        # transaction, and each check's planned execution.
+        materializations = [
+            (event, event_id) for event, event_id in zip(events, event_ids, strict=True)
+            if event.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        ]
+        if materializations:
+            with self.index_transaction() as conn:
+                self._store_asset_event_tags(
+                    conn, [event for event, _ in materializations],
+                    [event_id for _, event_id in materializations],
+                )
+                for event, event_id in materializations:
+                    self._store_asset_event(conn, event, event_id)
+        for event, event_id in zip(events, event_ids, strict=True):
+            if event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
+                self.store_asset_check_event(event, event_id)
 
 
 class PooledPostgresScheduleStorage(_PooledConnections, PostgresScheduleStorage):

@@ -122,6 +122,16 @@ def test_full_run_fills_the_catalog_then_each_asset_materialises_alone(
             assert metadata["dagster/row_count"].value == expected > 0, identifier
         orders = catalog.load_table(("raw", "raw_orders"))
         assert _iceberg_count(orders) == 5000
+        # Each dbt op says what it wrote in one log message: every table and its snapshot.
+        summaries = [e.user_message for e in instance.all_logs(result.run_id)
+                     if "tables to Iceberg:" in (e.user_message or "")]
+        dbt_tables = {i for i in TABLES if i[0] != "raw"}
+        assert sum(int(m.split()[1]) for m in summaries) == len(dbt_tables), summaries
+        listed = {line.split(" ")[0]: line for m in summaries for line in m.splitlines()[1:]}
+        assert set(listed) == {".".join(i) for i in dbt_tables}, summaries
+        for identifier in dbt_tables:
+            snapshot_id = catalog.load_table(identifier).current_snapshot().snapshot_id
+            assert listed[".".join(identifier)].endswith(f"snapshot {snapshot_id}")
 
         # Now each kind of asset alone, in an empty scratch (the database file is removed
         # before each run, as a new pod's spill volume is empty): its upstream comes from

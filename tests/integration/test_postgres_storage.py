@@ -172,3 +172,69 @@ def test_a_forked_child_opens_its_own_connection(postgres_server, postgres_datab
         # The parent's connection survived the child (which did not close it) and works.
         assert _backend_pid(instance) == parent_pid
         assert stored_messages(instance, "from-child") == ["event 0"]
+
+
+@contextmanager
+def counting_statements(prefix: str):
+    """The SQL statements starting with `prefix` any SQLAlchemy engine runs in the block."""
+    seen = []
+
+    def before(_conn, _cursor, statement, _parameters, _context, _executemany):
+        if statement.lstrip().upper().startswith(prefix):
+            seen.append(statement)
+
+    db.event.listen(db.engine.Engine, "before_cursor_execute", before)
+    try:
+        yield seen
+    finally:
+        db.event.remove(db.engine.Engine, "before_cursor_execute", before)
+
+
+def checked_assets_job():
+    """Three assets with two checks each: nine planned events per run."""
+    names = ("orders", "customers", "revenue")
+
+    def make_asset(name):
+        @dg.asset(name=name, check_specs=[dg.AssetCheckSpec("not_empty", asset=name),
+                                          dg.AssetCheckSpec("fresh", asset=name)])
+        def _asset():
+            yield dg.MaterializeResult(check_results=[
+                dg.AssetCheckResult(check_name="not_empty", passed=True),
+                dg.AssetCheckResult(check_name="fresh", passed=False),
+            ])
+        return _asset
+
+    defs = dg.Definitions(assets=[make_asset(name) for name in names],
+                          jobs=[dg.define_asset_job("checked", selection="*")])
+    return defs.resolve_job_def("checked"), names
+
+
+def test_a_runs_planned_events_are_stored_in_one_insert(postgres_server, postgres_database,
+                                                        tmp_path):
+    job, names = checked_assets_job()
+    params = postgres_db(postgres_server, postgres_database)
+    assert os.environ.get("DAGSTER_EVENT_BATCH_SIZE") == "1000"  # set by importing the module
+    with instance_with(instance_storage_config(params), tmp_path / "pooled") as instance:
+        with counting_statements("INSERT INTO EVENT_LOGS") as inserts:
+            result = job.execute_in_process(instance=instance, raise_on_error=False)
+        run_id = result.run_id
+        records = instance.get_records_for_run(run_id).records
+        kinds = [r.event_log_entry.dagster_event_type for r in records]
+        planned = {DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+                   DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED}
+        assert sum(kind in planned for kind in kinds) == 9
+        # Every other event its own INSERT, the nine planned ones a single one.
+        assert len(inserts) == len(records) - 9 + 1, inserts
+
+        # What the planned events are for, as when they are stored one by one: each asset
+        # knows the run planned to materialize it, and each check's planned execution row
+        # is the one its evaluation completed.
+        for name in names:
+            key = dg.AssetKey(name)
+            info = instance.event_log_storage.get_latest_planned_materialization_info(key)
+            assert info is not None and info.run_id == run_id
+            assert instance.get_latest_materialization_event(key).run_id == run_id
+            for check_name, status in (("not_empty", "SUCCEEDED"), ("fresh", "FAILED")):
+                history = instance.event_log_storage.get_asset_check_execution_history(
+                    dg.AssetCheckKey(key, check_name), limit=5)
+                assert [(h.run_id, h.status.value) for h in history] == [(run_id, status)]

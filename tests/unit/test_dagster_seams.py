@@ -1,8 +1,10 @@
 """The private parts of dagster-dbt and dagster-postgres (both pinned at 0.29.27) that
 lakeport overrides. An override of a method that upstream renamed is silently dead: the
 run still works, only slower (dagster-dbt's `dbt --version` subprocess and adapter come
-back, several seconds a run) or without the idle-connection test (the webserver's first
-query after a Postgres restart fails). These tests fail instead, naming the seam."""
+back, several seconds a run), without the idle-connection test (the webserver's first
+query after a Postgres restart fails) or with a run's planned events stored one by one.
+These tests fail instead, naming the seam (tests/integration/test_postgres_storage.py runs
+the batch against a real PostgreSQL)."""
 
 import importlib.metadata
 import inspect
@@ -18,6 +20,7 @@ from packaging import version
 
 from lakeport.dbt_assets import LakeportDbtCliResource
 from lakeport.postgres_storage import (
+    EVENT_BATCH_SIZE_ENV,
     PooledPostgresEventLogStorage,
     PooledPostgresRunStorage,
     PooledPostgresScheduleStorage,
@@ -112,3 +115,31 @@ def test_dagster_calls_optimize_for_webserver_on_each_storage_as_lakeport_overri
         assert f"{storage}.optimize_for_webserver(" in source, (
             f"seam changed: DagsterInstance no longer calls {storage}.optimize_for_webserver"
         )
+
+
+def test_dagster_still_batches_planned_events_as_the_event_log_storage_stores_them():
+    from dagster._core.instance.methods import event_methods
+    from dagster._core.instance.runs import run_domain
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+    assert f'"{EVENT_BATCH_SIZE_ENV}"' in inspect.getsource(event_methods), (
+        f"seam changed: dagster no longer reads {EVENT_BATCH_SIZE_ENV}"
+    )
+    planned = inspect.getsource(run_domain.RunDomain._log_asset_planned_events)
+    assert "batch_metadata=" in planned, (
+        "seam changed: dagster no longer sends a run's planned events as a batch"
+    )
+    # The storage's batch write, and what it calls for each event as store_event does.
+    assert _parameters(_seam(PostgresEventLogStorage, "store_event_batch")) == ["self", "events"]
+    for name, parameters in (
+        ("prepare_insert_event_batch", ["self", "events"]),
+        ("_store_asset_event", ["self", "conn", "event", "event_id"]),
+        ("_store_asset_event_tags", ["self", "conn", "events", "event_ids"]),
+        ("store_asset_check_event", ["self", "event", "event_id"]),
+    ):
+        method = getattr(SqlEventLogStorage, name, None)
+        assert method is not None, f"seam gone: SqlEventLogStorage.{name} no longer exists"
+        assert _parameters(method) == parameters, (
+            f"seam changed: SqlEventLogStorage.{name} takes {_parameters(method)}"
+        )
+    assert _parameters(_seam(PostgresEventLogStorage, "index_transaction")) == ["self"]
