@@ -132,15 +132,26 @@ def publish(
     `rows` is a factory: a commit that lost a race is retried with a fresh reader, since a
     reader is consumed by the attempt that failed.
     """
-    from pyiceberg.exceptions import CommitFailedException, ValidationException
+    from pyiceberg.exceptions import (
+        CommitFailedException,
+        TableAlreadyExistsError,
+        ValidationException,
+    )
 
     name = ".".join(identifier)
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         reader = rows()
-        table = _load_or_create(catalog, identifier, reader.schema)
+        table = _load_for_write(catalog, identifier, reader.schema)
         try:
-            operation = _write(table, name, reader, mode)
-        except (CommitFailedException, ValidationException) as exc:
+            if table is None:
+                table = _create_with_rows(catalog, identifier, name, reader, mode)
+                operation = _operation(mode)
+            else:
+                operation = _write(table, name, reader, mode)
+        # A new table another writer created first fails its commit with one of the
+        # first two (the REST spec's assert-create; the SQL catalog's insert); the next
+        # attempt finds the table and writes into it.
+        except (CommitFailedException, TableAlreadyExistsError, ValidationException) as exc:
             if attempt == COMMIT_ATTEMPTS:
                 raise RuntimeError(
                     f"Iceberg table {name}: {COMMIT_ATTEMPTS} commits in a row lost to "
@@ -179,22 +190,16 @@ def table_fields(table: "Table") -> tuple[tuple[str, str], ...]:
     return tuple((field.name, str(field.field_type)) for field in table.schema().fields)
 
 
-def _load_or_create(catalog: "Catalog", identifier: tuple[str, str], schema) -> "Table":
-    from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+def _load_for_write(catalog: "Catalog", identifier: tuple[str, str], schema) -> "Table | None":
+    """The table, with lakeport's properties and `schema`'s columns; None if missing."""
+    from pyiceberg.exceptions import NoSuchTableError
 
     from lakeport.catalog import load_table
 
     try:
         table = load_table(catalog, identifier)
     except NoSuchTableError:
-        # The namespace is looked at only for a new table: one catalog call less per write.
-        _ensure_namespace(catalog, identifier[0])
-        try:
-            # Made with this schema and lakeport's properties: nothing to adopt.
-            return catalog.create_table(identifier, schema=schema, properties=TABLE_PROPERTIES)
-        except TableAlreadyExistsError:
-            # Another run created it a moment ago.
-            table = catalog.load_table(identifier)
+        return None
     if any(table.properties.get(k) != v for k, v in TABLE_PROPERTIES.items()):
         # A table created by something else: lakeport's write rules from now on.
         with table.transaction() as transaction:
@@ -203,6 +208,37 @@ def _load_or_create(catalog: "Catalog", identifier: tuple[str, str], schema) -> 
     with table.update_schema() as update:
         update.union_by_name(schema)
     return table
+
+
+def _create_with_rows(
+    catalog: "Catalog", identifier: tuple[str, str], name: str,
+    reader: "pa.RecordBatchReader", mode: WriteMode,
+) -> "Table":
+    """Create the table with its first rows in one commit: the table appears with its
+    data, and the catalog writes one metadata file instead of two (an empty table, then
+    its first snapshot)."""
+    if isinstance(mode, Append) and mode.base_snapshot_id is not None:
+        raise IncrementConflictError(
+            f"Iceberg table {name} is gone: this run read it at snapshot "
+            f"{mode.base_snapshot_id} as its incremental base, and another writer dropped it "
+            "meanwhile. Nothing was written; run the model again to build it anew."
+        )
+    # The namespace is looked at only for a new table: one catalog call less per write.
+    _ensure_namespace(catalog, identifier[0])
+    transaction = catalog.create_table_transaction(
+        identifier, schema=reader.schema, properties=TABLE_PROPERTIES
+    )
+    # Private in pyiceberg 0.12: the staged table is where the transaction keeps its
+    # FileIO (Transaction.append reads self._table.io the same way).
+    # tests/unit/test_pyiceberg_seams.py holds it.
+    _append_batches(transaction, transaction._table.io, reader)
+    return transaction.commit_transaction()
+
+
+def _operation(mode: WriteMode) -> str:
+    if isinstance(mode, Append):
+        return "append"
+    return "overwrite-window" if isinstance(mode, DayWindow) else "overwrite"
 
 
 def _ensure_namespace(catalog: "Catalog", namespace: str) -> None:
@@ -235,23 +271,30 @@ def _write(table: "Table", name: str, reader: "pa.RecordBatchReader", mode: Writ
                 "again to build its increment on the new snapshot."
             )
         _stream(table, reader, delete_filter=None)
-        return "append"
-    if isinstance(mode, DayWindow):
+    elif isinstance(mode, DayWindow):
         day_filter = And(
             GreaterThanOrEqual(mode.column, mode.start.isoformat()),
             LessThan(mode.column, mode.end.isoformat()),
         )
         _stream(table, reader, delete_filter=day_filter)
-        return "overwrite-window"
-    _stream(table, reader, delete_filter=AlwaysTrue())
-    return "overwrite"
+    else:
+        _stream(table, reader, delete_filter=AlwaysTrue())
+    return _operation(mode)
 
 
 def _stream(table: "Table", reader: "pa.RecordBatchReader", delete_filter) -> None:
     """One transaction (one catalog commit): delete what `delete_filter` matches, then
-    append `reader` as data files of about `write.target-file-size-bytes` each, each file
-    written before the next is read. The order and snapshot kinds are those of pyiceberg
-    0.12's `Transaction.overwrite` (a delete snapshot, then a fast append)."""
+    append `reader` (`_append_batches`). The order and snapshot kinds are those of
+    pyiceberg 0.12's `Transaction.overwrite` (a delete snapshot, then a fast append)."""
+    with table.transaction() as transaction:
+        if delete_filter is not None and table.current_snapshot() is not None:
+            transaction.delete(delete_filter)
+        _append_batches(transaction, table.io, reader)
+
+
+def _append_batches(transaction, io, reader: "pa.RecordBatchReader") -> None:
+    """Add `reader` to `transaction` as one fast append of data files of about
+    `write.target-file-size-bytes` each, each file written before the next is read."""
     import itertools
 
     import pyarrow as pa
@@ -261,23 +304,20 @@ def _stream(table: "Table", reader: "pa.RecordBatchReader", delete_filter) -> No
     from pyiceberg.io.pyarrow import _dataframe_to_data_files, bin_pack_record_batches
 
     target_file_size = int(
-        table.properties.get(
+        transaction.table_metadata.properties.get(
             "write.target-file-size-bytes", TABLE_PROPERTIES["write.target-file-size-bytes"]
         )
     )
-    with table.transaction() as transaction:
-        if delete_filter is not None and table.current_snapshot() is not None:
-            transaction.delete(delete_filter)
-        with transaction.update_snapshot().fast_append() as append_files:
-            # One counter for all bins: it numbers the data files' names within the write.
-            counter = itertools.count(0)
-            for batches in bin_pack_record_batches(reader, target_file_size):
-                data_files = _dataframe_to_data_files(
-                    table_metadata=transaction.table_metadata,
-                    df=pa.RecordBatchReader.from_batches(reader.schema, batches),
-                    io=table.io,
-                    write_uuid=append_files.commit_uuid,
-                    counter=counter,
-                )
-                for data_file in data_files:
-                    append_files.append_data_file(data_file)
+    with transaction.update_snapshot().fast_append() as append_files:
+        # One counter for all bins: it numbers the data files' names within the write.
+        counter = itertools.count(0)
+        for batches in bin_pack_record_batches(reader, target_file_size):
+            data_files = _dataframe_to_data_files(
+                table_metadata=transaction.table_metadata,
+                df=pa.RecordBatchReader.from_batches(reader.schema, batches),
+                io=io,
+                write_uuid=append_files.commit_uuid,
+                counter=counter,
+            )
+            for data_file in data_files:
+                append_files.append_data_file(data_file)

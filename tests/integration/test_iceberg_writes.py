@@ -105,7 +105,13 @@ def test_a_replacing_write_that_loses_a_race_retries_on_the_fresh_snapshot(platf
     # commits are in its history (nothing lost silently).
     assert sorted(table.scan().to_arrow().column("id").to_pylist()) == list(range(7))
     assert table.current_snapshot().snapshot_id == result.snapshot_id
-    assert len(table.metadata.metadata_log) == 3  # create+first, the other's, ours
+    # The metadata before ours: the table created with its first rows (one commit), then
+    # the other writer's.
+    assert len(table.metadata.metadata_log) == 2
+    # Snapshots: the first rows' append, then a delete and an append for each of the two
+    # replacing writes.
+    assert [s.summary.operation.value for s in table.snapshots()] == [
+        "append", "delete", "append", "delete", "append"]
 
 
 def test_an_append_whose_base_moved_fails_naming_the_conflict(platform):
@@ -174,6 +180,41 @@ def test_first_writers_into_a_new_namespace_at_once_all_commit(platform):
     assert errors == []
     tables = load_catalog(platform).list_tables("bronze")
     assert sorted(t[-1] for t in tables) == ["t0", "t1", "t2"]
+
+
+def test_a_new_table_is_created_with_its_rows_in_one_commit(platform):
+    catalog = load_catalog(platform)
+    result = publish(catalog, ("marts", "fresh"), _reader(_rows(range(4), date(2026, 1, 1))))
+    table = catalog.load_table(("marts", "fresh"))
+    assert table.metadata.metadata_log == []  # no empty table committed before the rows
+    assert [s.snapshot_id for s in table.snapshots()] == [result.snapshot_id]
+    assert (result.row_count, result.operation) == (4, "overwrite")
+    assert table.properties["commit.retry.num-retries"] == "0"
+
+
+def test_a_new_table_another_writer_created_first_is_written_into(platform):
+    catalog = load_catalog(platform)
+    other = load_catalog(platform)
+
+    def concurrent_creator():
+        # Creates the table between this write's finding it missing and its commit.
+        publish(other, ("marts", "both_new"), _reader(_rows(range(50, 52), date(2026, 1, 1))))
+
+    mine = _rows(range(3), date(2026, 1, 1))
+    result = publish(catalog, ("marts", "both_new"), _reader(mine, concurrent_creator))
+    table = catalog.load_table(("marts", "both_new"))
+    assert sorted(table.scan().to_arrow().column("id").to_pylist()) == [0, 1, 2]
+    assert table.current_snapshot().snapshot_id == result.snapshot_id
+    # The other writer's table was kept, and replaced by a second commit: one create.
+    assert len(table.metadata.metadata_log) == 1
+
+
+def test_an_increment_whose_table_is_gone_fails_without_creating_it(platform):
+    catalog = load_catalog(platform)
+    with pytest.raises(IncrementConflictError, match=r"marts\.dropped is gone"):
+        publish(catalog, ("marts", "dropped"), _reader(_rows(range(2), date(2026, 1, 1))),
+                Append(1234))
+    assert not catalog.table_exists(("marts", "dropped"))
 
 
 def test_tables_whose_files_the_object_store_lost_are_named_plainly(platform, s3_server):
