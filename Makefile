@@ -18,14 +18,18 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml constraints.txt requirements-dev.in
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q uv==0.13.9
-	$(VENV)/bin/uv pip install -q --python $(PY) -c constraints.txt -r requirements-dev.in -e .
+	# --compile-bytecode: every process (a run worker, a code server, dbt, each test's
+	# subprocesses) imports Dagster and dbt-core, about 2,600 modules; without .pyc files
+	# that is ~2 s of compiling per process wherever PYTHONDONTWRITEBYTECODE is set (as in
+	# CI's sandbox), and the image compiles them too (UV_COMPILE_BYTECODE).
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -c constraints.txt -r requirements-dev.in -e .
 	touch $@
 
 $(CHECKOV_VENV)/.installed: constraints-checkov.txt
 	# checkov lives in its own venv: it would downgrade boto3 in ours.
 	python3 -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install -q uv==0.13.9
-	$(CHECKOV_VENV)/bin/uv pip install -q --python $(CHECKOV_VENV)/bin/python -r constraints-checkov.txt
+	$(CHECKOV_VENV)/bin/uv pip install -q --compile-bytecode --python $(CHECKOV_VENV)/bin/python -r constraints-checkov.txt
 	touch $@
 
 install: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## create .venv with the pinned set, fetch helm/kubectl and the Iceberg REST server, install Debian packages if missing, build the local cluster's binaries (cached)

@@ -238,3 +238,41 @@ def test_a_runs_planned_events_are_stored_in_one_insert(postgres_server, postgre
                 history = instance.event_log_storage.get_asset_check_execution_history(
                     dg.AssetCheckKey(key, check_name), limit=5)
                 assert [(h.run_id, h.status.value) for h in history] == [(run_id, status)]
+
+
+def run_counting(instance, job, prefix: str) -> tuple[str, int]:
+    with counting_statements(prefix) as seen:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    return result.run_id, len(seen)
+
+
+# SQLAlchemy's PostgreSQL dialect asks the catalog this way whether a table exists.
+HAS_TABLE_QUERY = "SELECT PG_CATALOG.PG_CLASS.RELNAME"
+
+
+def test_events_are_stored_without_notify_or_repeated_table_lookups(
+        postgres_server, postgres_database, tmp_path):
+    job, names = checked_assets_job()  # 3 assets, 6 checks
+    params = postgres_db(postgres_server, postgres_database)
+    with instance_with(instance_storage_config(params), tmp_path / "pooled") as instance:
+        run_id, notifies = run_counting(instance, job, "NOTIFY")
+        _, table_lookups = run_counting(instance, job, HAS_TABLE_QUERY)
+        assert notifies == 0
+        assert table_lookups == 0  # the first run's lookups are remembered
+        # Stored as upstream stores them: every event, each asset's materialization and
+        # each check's evaluation where the UI reads them.
+        assert len(instance.get_records_for_run(run_id).records) > 20
+        for name in names:
+            key = dg.AssetKey(name)
+            assert instance.get_latest_materialization_event(key) is not None
+            history = instance.event_log_storage.get_asset_check_execution_history(
+                dg.AssetCheckKey(key, "fresh"), limit=5)
+            assert [h.status.value for h in history] == ["FAILED", "FAILED"]
+
+    # What they save: dagster-postgres' own storage sends a NOTIFY for every event, and
+    # asks for the check table twice for every check event.
+    with instance_with(stock_storage_config(params), tmp_path / "stock") as instance:
+        run_id, stock_notifies = run_counting(instance, job, "NOTIFY")
+        _, stock_lookups = run_counting(instance, job, HAS_TABLE_QUERY)
+        assert stock_notifies >= len(instance.get_records_for_run(run_id).records) - 9
+        assert stock_lookups >= 2 * 6

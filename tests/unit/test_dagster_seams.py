@@ -143,3 +143,35 @@ def test_dagster_still_batches_planned_events_as_the_event_log_storage_stores_th
             f"seam changed: SqlEventLogStorage.{name} takes {_parameters(method)}"
         )
     assert _parameters(_seam(PostgresEventLogStorage, "index_transaction")) == ["self"]
+
+
+def test_dagster_postgres_store_event_still_does_what_lakeports_copy_does_and_a_notify():
+    """PooledPostgresEventLogStorage.store_event is upstream's body less its NOTIFY: any
+    other change upstream must reach the copy."""
+    import re
+
+    source = inspect.getsource(_seam(PostgresEventLogStorage, "store_event"))
+    assert _parameters(PostgresEventLogStorage.store_event) == ["self", "event"]
+    calls = set(re.findall(r"self\.(\w+)\(", source))
+    assert calls == {
+        "prepare_insert_event", "_connect", "index_transaction", "_store_asset_event_tags",
+        "_store_asset_event", "store_asset_check_event",
+    }, f"seam changed: dagster-postgres' store_event now calls {sorted(calls)}"
+    for name in ("ASSET_EVENTS", "ASSET_CHECK_EVENTS", "NOTIFY"):
+        assert name in source, f"seam changed: dagster-postgres' store_event no longer uses {name}"
+    # The NOTIFY is sent for nobody: no dagster-postgres module LISTENs.
+    import dagster_postgres
+
+    package = Path(dagster_postgres.__file__).parent
+    listening = [str(path.relative_to(package)) for path in package.rglob("*.py")
+                 if "LISTEN " in path.read_text()]
+    assert listening == [], f"dagster-postgres LISTENs again, in {listening}"
+
+
+def test_dagster_asks_whether_the_check_table_exists_through_has_table():
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+    assert "self.has_table(" in inspect.getsource(SqlEventLogStorage.supports_asset_checks.fget), (
+        "seam changed: SqlEventLogStorage.supports_asset_checks no longer calls has_table"
+    )
+    assert _parameters(_seam(PostgresEventLogStorage, "has_table")) == ["self", "table_name"]
