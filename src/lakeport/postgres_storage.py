@@ -185,13 +185,28 @@ class PooledPostgresEventLogStorage(_PooledConnections, PostgresEventLogStorage)
             event_id = int(conn.execute(
                 self.prepare_insert_event(event).returning(SqlEventLogStorageTable.c.id)
             ).scalar_one())
-        if (event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS
-                and event.dagster_event.asset_key):
+        self._store_index_rows([event], [event_id])
+
+    def _store_index_rows(self, events, event_ids: list[int]) -> None:
+        """Stored events' index rows, as upstream's store_event writes them: the asset
+        events' tags and asset rows in one transaction, then each asset check event's
+        execution row."""
+        stored = list(zip(events, event_ids, strict=True))
+        assets = [
+            (event, event_id) for event, event_id in stored
+            if event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS
+            and event.dagster_event.asset_key
+        ]
+        if assets:
             with self.index_transaction() as conn:
-                self._store_asset_event_tags(conn, [event], [event_id])
-                self._store_asset_event(conn, event, event_id)
-        if event.is_dagster_event and event.dagster_event_type in ASSET_CHECK_EVENTS:
-            self.store_asset_check_event(event, event_id)
+                self._store_asset_event_tags(
+                    conn, [event for event, _ in assets], [event_id for _, event_id in assets]
+                )
+                for event, event_id in assets:
+                    self._store_asset_event(conn, event, event_id)
+        for event, event_id in stored:
+            if event.is_dagster_event and event.dagster_event_type in ASSET_CHECK_EVENTS:
+                self.store_asset_check_event(event, event_id)
 
     def has_table(self, table_name: str) -> bool:
         # Dagster asks whether the asset check table exists (supports_asset_checks) twice
@@ -222,23 +237,7 @@ class PooledPostgresEventLogStorage(_PooledConnections, PostgresEventLogStorage)
                 self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id)
             )
             event_ids = [int(row[0]) for row in result.fetchall()]
-        # Then each event's index rows, as store_event writes them: the assets' rows in one
-        # transaction, and each check's planned execution.
-        materializations = [
-            (event, event_id) for event, event_id in zip(events, event_ids, strict=True)
-            if event.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED
-        ]
-        if materializations:
-            with self.index_transaction() as conn:
-                self._store_asset_event_tags(
-                    conn, [event for event, _ in materializations],
-                    [event_id for _, event_id in materializations],
-                )
-                for event, event_id in materializations:
-                    self._store_asset_event(conn, event, event_id)
-        for event, event_id in zip(events, event_ids, strict=True):
-            if event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
-                self.store_asset_check_event(event, event_id)
+        self._store_index_rows(events, event_ids)
 
 
 class PooledPostgresScheduleStorage(_PooledConnections, PostgresScheduleStorage):
