@@ -175,3 +175,16 @@ def test_dagster_asks_whether_the_check_table_exists_through_has_table():
         "seam changed: SqlEventLogStorage.supports_asset_checks no longer calls has_table"
     )
     assert _parameters(_seam(PostgresEventLogStorage, "has_table")) == ["self", "table_name"]
+
+
+def test_dagster_reads_the_asset_keys_columns_through_the_method_lakeport_caches():
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+    method = _seam(SqlEventLogStorage, "_has_asset_key_col_on_connection")
+    assert _parameters(method) == ["self", "conn", "column_name"], (
+        "seam changed: SqlEventLogStorage._has_asset_key_col_on_connection takes "
+        f"{_parameters(method)}"
+    )
+    assert "self._has_asset_key_col_on_connection(" in inspect.getsource(
+        SqlEventLogStorage.has_asset_key_col
+    ), "seam changed: has_asset_key_col no longer asks _has_asset_key_col_on_connection"
