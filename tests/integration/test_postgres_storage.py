@@ -175,12 +175,13 @@ def test_a_forked_child_opens_its_own_connection(postgres_server, postgres_datab
 
 
 @contextmanager
-def counting_statements(prefix: str):
-    """The SQL statements starting with `prefix` any SQLAlchemy engine runs in the block."""
+def counting_statements(matches):
+    """The SQL statements any SQLAlchemy engine runs in the block for which
+    `matches(statement, parameters)` holds."""
     seen = []
 
-    def before(_conn, _cursor, statement, _parameters, _context, _executemany):
-        if statement.lstrip().upper().startswith(prefix):
+    def before(_conn, _cursor, statement, parameters, _context, _executemany):
+        if matches(statement, parameters):
             seen.append(statement)
 
     db.event.listen(db.engine.Engine, "before_cursor_execute", before)
@@ -188,6 +189,16 @@ def counting_statements(prefix: str):
         yield seen
     finally:
         db.event.remove(db.engine.Engine, "before_cursor_execute", before)
+
+
+def starting_with(prefix: str):
+    return lambda statement, _parameters: statement.lstrip().upper().startswith(prefix)
+
+
+def reflecting_columns_of(table: str):
+    # SQLAlchemy's PostgreSQL dialect reflects a table's columns from pg_attribute, the
+    # table's name a parameter.
+    return lambda statement, parameters: "pg_attribute" in statement and table in str(parameters)
 
 
 def checked_assets_job():
@@ -215,7 +226,7 @@ def test_a_runs_planned_events_are_stored_in_one_insert(postgres_server, postgre
     params = postgres_db(postgres_server, postgres_database)
     assert os.environ.get("DAGSTER_EVENT_BATCH_SIZE") == "1000"  # set by importing the module
     with instance_with(instance_storage_config(params), tmp_path / "pooled") as instance:
-        with counting_statements("INSERT INTO EVENT_LOGS") as inserts:
+        with counting_statements(starting_with("INSERT INTO EVENT_LOGS")) as inserts:
             result = job.execute_in_process(instance=instance, raise_on_error=False)
         run_id = result.run_id
         records = instance.get_records_for_run(run_id).records
@@ -240,36 +251,15 @@ def test_a_runs_planned_events_are_stored_in_one_insert(postgres_server, postgre
                 assert [(h.run_id, h.status.value) for h in history] == [(run_id, status)]
 
 
-def run_counting(instance, job, prefix: str) -> tuple[str, int]:
-    with counting_statements(prefix) as seen:
+def run_counting(instance, job, matches) -> tuple[str, int]:
+    with counting_statements(matches) as seen:
         result = job.execute_in_process(instance=instance, raise_on_error=False)
     return result.run_id, len(seen)
 
 
-@contextmanager
-def counting_column_lookups(table: str):
-    """How many times any SQLAlchemy engine reflects `table`'s columns in the block."""
-    seen = []
-
-    def before(_conn, _cursor, statement, parameters, _context, _executemany):
-        if "pg_attribute" in statement and table in str(parameters):
-            seen.append(statement)
-
-    db.event.listen(db.engine.Engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        db.event.remove(db.engine.Engine, "before_cursor_execute", before)
-
-
-def run_counting_column_lookups(instance, job) -> int:
-    with counting_column_lookups("asset_keys") as seen:
-        job.execute_in_process(instance=instance, raise_on_error=False)
-    return len(seen)
-
-
 # SQLAlchemy's PostgreSQL dialect asks the catalog this way whether a table exists.
-HAS_TABLE_QUERY = "SELECT PG_CATALOG.PG_CLASS.RELNAME"
+TABLE_LOOKUP = starting_with("SELECT PG_CATALOG.PG_CLASS.RELNAME")
+ASSET_KEYS_COLUMNS_LOOKUP = reflecting_columns_of("asset_keys")
 
 
 def test_events_are_stored_without_notify_or_repeated_schema_lookups(
@@ -277,11 +267,11 @@ def test_events_are_stored_without_notify_or_repeated_schema_lookups(
     job, names = checked_assets_job()  # 3 assets, 6 checks
     params = postgres_db(postgres_server, postgres_database)
     with instance_with(instance_storage_config(params), tmp_path / "pooled") as instance:
-        run_id, notifies = run_counting(instance, job, "NOTIFY")
-        _, table_lookups = run_counting(instance, job, HAS_TABLE_QUERY)
+        run_id, notifies = run_counting(instance, job, starting_with("NOTIFY"))
+        _, table_lookups = run_counting(instance, job, TABLE_LOOKUP)
         assert notifies == 0
         assert table_lookups == 0  # the first run's lookups are remembered
-        assert run_counting_column_lookups(instance, job) == 0
+        assert run_counting(instance, job, ASSET_KEYS_COLUMNS_LOOKUP)[1] == 0
         # Stored as upstream stores them: every event, each asset's materialization and
         # each check's evaluation where the UI reads them.
         assert len(instance.get_records_for_run(run_id).records) > 20
@@ -292,11 +282,12 @@ def test_events_are_stored_without_notify_or_repeated_schema_lookups(
                 dg.AssetCheckKey(key, "fresh"), limit=5)
             assert [h.status.value for h in history] == ["FAILED"] * 3  # three runs
 
-    # What they save: dagster-postgres' own storage sends a NOTIFY for every event, and
-    # asks for the check table twice for every check event.
+    # What they save: dagster-postgres' own storage sends a NOTIFY for every event, asks
+    # for the check table twice for every check event, and reflects asset_keys' columns
+    # three times each time a check looks up its asset's materialization.
     with instance_with(stock_storage_config(params), tmp_path / "stock") as instance:
-        run_id, stock_notifies = run_counting(instance, job, "NOTIFY")
-        _, stock_lookups = run_counting(instance, job, HAS_TABLE_QUERY)
+        run_id, stock_notifies = run_counting(instance, job, starting_with("NOTIFY"))
+        _, stock_lookups = run_counting(instance, job, TABLE_LOOKUP)
         assert stock_notifies >= len(instance.get_records_for_run(run_id).records) - 9
         assert stock_lookups >= 2 * 6
-        assert run_counting_column_lookups(instance, job) >= 3 * len(names)
+        assert run_counting(instance, job, ASSET_KEYS_COLUMNS_LOOKUP)[1] >= 3 * len(names)
