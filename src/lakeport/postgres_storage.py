@@ -242,8 +242,7 @@ class PooledPostgresEventLogStorage(_PooledConnections, PostgresEventLogStorage)
         # dagster-postgres 0.29.27 (event_log/event_log.py, store_event_batch) writes a
         # batch in one statement only when it is all materializations or all
         # observations; a batch of planned events goes to the base class, which calls
-        # store_event for each (an INSERT, then a NOTIFY that upstream keeps only for
-        # version skew, then the event's index rows).
+        # store_event for each (an INSERT and the event's index rows, one event at a time).
         if not events or not {e.dagster_event_type for e in events} <= PLANNED_EVENTS:
             super().store_event_batch(events)
             return

@@ -8,6 +8,7 @@ the batch against a real PostgreSQL)."""
 
 import importlib.metadata
 import inspect
+import re
 import sys
 from functools import cached_property
 from pathlib import Path
@@ -148,8 +149,6 @@ def test_dagster_still_batches_planned_events_as_the_event_log_storage_stores_th
 def test_dagster_postgres_store_event_still_does_what_lakeports_copy_does_and_a_notify():
     """PooledPostgresEventLogStorage.store_event is upstream's body less its NOTIFY: any
     other change upstream must reach the copy."""
-    import re
-
     source = inspect.getsource(_seam(PostgresEventLogStorage, "store_event"))
     assert _parameters(PostgresEventLogStorage.store_event) == ["self", "event"]
     calls = set(re.findall(r"self\.(\w+)\(", source))
