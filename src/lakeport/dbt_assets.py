@@ -33,13 +33,18 @@ import contextlib
 import importlib.metadata
 import json
 import os
+import shutil
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
@@ -79,7 +84,11 @@ from lakeport.run_scratch import (
     selectors,
     tests_to_leave_out,
 )
+from lakeport.scratch_export import EXPORT_ENV, ExportRequest, read_copy, wait_for_copy
 from lakeport.translator import LakeportDbtTranslator, model_options
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # dbt's own log file: off unless the run's environment asks for it. Every event it would
 # hold reaches Dagster anyway (dagster-dbt reads dbt's JSON on stdout), and writing it as
@@ -102,6 +111,9 @@ PUBLISH_WORKERS = 2
 # to Dagster next: enough to keep both busy while Dagster stores that one's events. Each
 # is held in memory as Arrow until written.
 PUBLISH_AHEAD = 2 * PUBLISH_WORKERS
+# The DuckDB each copy writer reads its copies with (a copy is at most SMALL_TABLE_CELLS):
+# one thread, and a memory_limit well inside what the derivation leaves outside DuckDB.
+READER_CONFIG = {"threads": 1, "memory_limit": "64MiB"}
 DEFAULT_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL)
 # dbt failures that say nothing about the SQL: waiting and trying again can succeed.
 TRANSIENT_DBT_ERRORS = (
@@ -251,10 +263,12 @@ class _DbtBuild:
 
     def __call__(self, context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator:
         database = duckdb_database_path(self.platform)
-        with _scratch_held(database):
-            yield from self._build(context, dbt, database)
+        with _scratch_held(database), contextlib.ExitStack() as cleanup:
+            yield from self._build(context, dbt, database, cleanup)
 
-    def _build(self, context, dbt: DbtCliResource, database: Path) -> Iterator:
+    def _build(
+        self, context, dbt: DbtCliResource, database: Path, cleanup: contextlib.ExitStack
+    ) -> Iterator:
         from lakeport.duckdb_s3 import S3_ACCESS_ENV, s3_access
 
         platform = self.platform
@@ -286,13 +300,23 @@ class _DbtBuild:
         if days is not None:
             environment.update({PARTITION_START_ENV: str(days[0]), PARTITION_END_ENV: str(days[1])})
 
+        lineage = RunLineage.for_context(platform, context)
+        # Its pool and the copies' directory go when the op ends, however it ends.
+        copies = cleanup.enter_context(_CopiedTableWrites(
+            self._copy_request(database, selected, days, bases),
+            lambda node, rows: _write_rows(catalog, lineage, node, rows),
+        ))
+        if copies.request is not None:
+            environment[EXPORT_ENV] = copies.request.to_json()
         args = ["build", *self._view_rebuild_args(context, selected, plan.views_to_build)]
         # Events go to Dagster as dbt produces them, so Dagster's handling of each
-        # overlaps dbt's run, up to the first node stored in Iceberg: its Output waits
-        # until it is written (dbt holds DuckDB's write lock until it exits, and the
-        # Output carries the snapshot), and so does everything after it, because Dagster
-        # requires a multi-asset's outputs in topological order.
-        held: list = []
+        # overlaps dbt's run, except that a stored node's Output waits until its table is
+        # written to Iceberg (the Output carries the snapshot), and so does everything
+        # after it, because Dagster requires a multi-asset's outputs in topological order.
+        # A small table written whole is copied by dbt's process as dbt finishes it and
+        # written from the copy while dbt goes on (`copies`); any other waits until dbt
+        # exits (dbt holds DuckDB's write lock on the scratch until then).
+        held: deque = deque()
         built: list[dg.Output] = []
         invocations: list = []  # every dbt build of this op, for its lineage
         attempts = memory_limit_attempts(settings)
@@ -305,7 +329,10 @@ class _DbtBuild:
                     invocation = dbt.cli(args, context=context, raise_on_error=False)
                 invocations.append(invocation)
                 # Includes Dagster storing what is yielded while dbt runs.
-                yield from self._stream(context, invocation, attempt_settings, held, built)
+                with copies.invocation():
+                    yield from self._stream(
+                        context, invocation, attempt_settings, held, built, copies
+                    )
             again = None if invocation.is_successful() else _out_of_memory_nodes(invocation)
             retry_settings = next(attempts, None) if again else None
             if retry_settings is None:
@@ -330,25 +357,41 @@ class _DbtBuild:
             if done:
                 args += ["--exclude", " ".join(selectors(self.manifest, done))]
 
-        lineage = RunLineage.for_context(platform, context)
         if lineage.enabled:
             with phases.timed("lineage"):
                 self._model_lineage(context, lineage, attempt_settings, database, invocations)
         # Each held materialization goes to Dagster as soon as its table is written, while
         # the next tables are being written: Dagster storing its events (and its checks')
         # overlaps the writes. `publish` times only what the op waits for the writes.
-        written = self._publish(
-            context, attempt_settings, database, catalog, access, built, days, bases, lineage
-        )
-        with contextlib.closing(written):
+        written = None  # the tables not written from copies, written from the scratch
+        try:
             for event in held:
                 if isinstance(event, dg.Output) and self._is_stored(event):
                     with phases.timed("publish"):
-                        unique_id, metadata = next(written)
-                    assert unique_id == _unique_id(event), (unique_id, _unique_id(event))
+                        published = copies.published(_unique_id(event))
+                        if published is not None:
+                            metadata = published.as_metadata()
+                        else:
+                            if written is None:
+                                # A large table is written alone: the copies' writes end first.
+                                copies.wait()
+                                written = self._publish(
+                                    context, attempt_settings, database, catalog, access,
+                                    [e for e in held if isinstance(e, dg.Output)
+                                     and self._is_stored(e) and not copies.handled(_unique_id(e))],
+                                    days, bases, lineage,
+                                )
+                            unique_id, metadata = next(written)
+                            assert unique_id == _unique_id(event), (unique_id, _unique_id(event))
                     event = event.with_metadata({**event.metadata, **metadata})
                 yield event
-        context.log.info(phases.message(tables_written=len(built)))
+        finally:
+            if written is not None:
+                written.close()
+            copies.log_written(context)
+        context.log.info(phases.message(
+            tables_written=len(built), tables_written_from_copies=copies.written_count()
+        ))
 
         if not invocation.is_successful():
             error = invocation.get_error()
@@ -362,9 +405,13 @@ class _DbtBuild:
                 allow_retries=sized is None and is_transient_dbt_error(str(error)),
             )
 
-    def _stream(self, context, invocation, settings, held: list, built: list) -> Iterator:
+    def _stream(
+        self, context, invocation, settings, held: deque, built: list, copies
+    ) -> Iterator:
         """Yield the invocation's events that can go now; hold the rest in `held`, and
-        collect the Outputs of tables to write to Iceberg in `built`."""
+        collect the Outputs of tables to write to Iceberg in `built`, handing each to
+        `copies` to write from its copy. After each of dbt's events, the held ones whose
+        tables are written by then go, in order."""
         selected_outputs = set(context.selected_output_names)
         for event in invocation.stream():
             if isinstance(event, dg.Output):
@@ -373,12 +420,31 @@ class _DbtBuild:
                 event = event.with_metadata({**event.metadata, **settings.as_metadata()})
                 if self._is_stored(event):
                     built.append(event)
-                    held.append(event)
-                    continue
-            if held:
-                held.append(event)
-                continue
-            yield event
+                    copies.submit(self.manifest["nodes"][_unique_id(event)])
+            held.append(event)
+            while held:
+                head = held[0]
+                if isinstance(head, dg.Output) and self._is_stored(head):
+                    published = copies.published_now(_unique_id(head))
+                    if published is None:
+                        break
+                    head = head.with_metadata({**head.metadata, **published.as_metadata()})
+                held.popleft()
+                yield head
+
+    def _copy_request(self, database: Path, selected: list[str], days, bases):
+        """The tables dbt's process is to copy as it builds them (lakeport.scratch_export):
+        the selected stored nodes written whole; None when there are none."""
+        tables = {}
+        for unique_id in selected:
+            node = self.manifest["nodes"][unique_id]
+            windowed = days is not None and node["name"] in self.partitioned
+            if is_stored(node) and not windowed and unique_id not in bases:
+                tables[unique_id] = relation_of(node).identifier
+        if not tables:
+            return None
+        directory = database.with_name(database.stem + "-copies")
+        return ExportRequest(str(directory), SMALL_TABLE_CELLS, tables)
 
     def _selected_unique_ids(self, context: dg.AssetExecutionContext) -> list[str]:
         if self._unique_ids is None:
@@ -487,13 +553,12 @@ class _DbtBuild:
 
             def write(node, rows=None) -> Published:
                 """One node's commit: `rows` read already (a small table), else read here."""
-
-                def commit() -> Published:
-                    if rows is not None:
-                        return publish(catalog, relation_of(node).identifier, rows)
-                    return self._publish_node(connection, catalog, node, days, bases)
-
-                return commit_lineage(lineage, str(relation_of(node)), commit)
+                if rows is not None:
+                    return _write_rows(catalog, lineage, node, rows)
+                return commit_lineage(
+                    lineage, str(relation_of(node)),
+                    lambda: self._publish_node(connection, catalog, node, days, bases),
+                )
 
             small = {node["unique_id"] for node in self._small_tables(
                 connection, targets, days, bases)}
@@ -592,13 +657,6 @@ def _write_in_order(
     DBInstanceCache::GetInstanceInternal in src/main/db_instance_cache.cpp, waiting for an
     instance being torn down.) A failed write is raised in its turn, once the writes under
     way have ended; those not started are not started."""
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    import pyarrow as pa
-
-    def rows_of(table: pa.Table):
-        return lambda: pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
 
     remaining = iter(nodes)
     queued: deque = deque()  # (node, its small write's future, or None), in order
@@ -613,7 +671,7 @@ def _write_in_order(
                 future = None
                 if node["unique_id"] in small:
                     table = connection.execute(f"select * from {relation_of(node).sql}")
-                    future = pool.submit(write, node, rows_of(table.to_arrow_table()))
+                    future = pool.submit(write, node, _rows_of(table.to_arrow_table()))
                 queued.append((node, future))
             if not queued:
                 return
@@ -621,6 +679,135 @@ def _write_in_order(
             yield node, (future.result() if future is not None else write(node))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _rows_of(table: "pa.Table"):
+    """`publish`'s `rows` for an Arrow table in memory."""
+    import pyarrow as pa
+
+    return lambda: pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+
+
+def _write_rows(catalog, lineage: RunLineage, node, rows) -> Published:
+    """Write a table read already (`rows`, a reader factory) as the node's whole table."""
+    relation = relation_of(node)
+    return commit_lineage(
+        lineage, str(relation), lambda: publish(catalog, relation.identifier, rows)
+    )
+
+
+class _CopiedTableWrites:
+    """Writes to Iceberg, while dbt runs, the tables dbt's process copies as it finishes
+    them (lakeport.scratch_export), PUBLISH_WORKERS at a time, in the order submitted.
+
+    Each write waits for its copy, reads it whole into Arrow (a copy is small) and removes
+    it, then commits it. A table dbt's process did not copy (too large, or dbt ended
+    first) is not written here: `handled` says False for it, and the op writes it from the
+    scratch after dbt. A failed write is raised by `published`, in the op's order."""
+
+    def __init__(self, request: ExportRequest | None, write):
+        self.request = request
+        self._write = write  # write(node, rows) -> Published
+        self._futures: dict[str, Future] = {}
+        self._dbt_exited = threading.Event()
+        self._pool = ThreadPoolExecutor(PUBLISH_WORKERS, thread_name_prefix="lakeport-copy")
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._readers: list = []
+        if request is not None:
+            # What an earlier attempt of this op left there is not this build's.
+            shutil.rmtree(request.directory, ignore_errors=True)
+
+    def __enter__(self) -> "_CopiedTableWrites":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._dbt_exited.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for reader in self._readers:
+            reader.close()
+        if self.request is not None:
+            shutil.rmtree(self.request.directory, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def invocation(self):
+        """Around one dbt invocation's events: its copies are all made (or not) once its
+        events end, since dbt's process finishes them before it exits."""
+        self._dbt_exited = threading.Event()
+        try:
+            yield
+        finally:
+            self._dbt_exited.set()
+
+    def submit(self, node) -> None:
+        unique_id = node["unique_id"]
+        if self.request is None or unique_id not in self.request.tables:
+            return
+        if unique_id not in self._futures:
+            self._futures[unique_id] = self._pool.submit(
+                self._write_copy, node, self._dbt_exited
+            )
+
+    def published_now(self, unique_id: str) -> Published | None:
+        """The table's write if it has ended well by now, without waiting; else None."""
+        future = self._futures.get(unique_id)
+        if future is None or not future.done() or future.exception() is not None:
+            return None
+        return future.result()
+
+    def published(self, unique_id: str) -> Published | None:
+        """The table's write once it ends (its error, if it failed); None if it had no
+        copy to write from."""
+        future = self._futures.get(unique_id)
+        return None if future is None else future.result()
+
+    def wait(self) -> None:
+        futures.wait(self._futures.values())
+
+    def handled(self, unique_id: str) -> bool:
+        """Whether the table's write was, or is being, made from its copy."""
+        future = self._futures.get(unique_id)
+        if future is None:
+            return False
+        return not future.done() or future.exception() is not None or future.result() is not None
+
+    def written_count(self) -> int:
+        return len(self._written())
+
+    def log_written(self, context) -> None:
+        written = self._written()
+        if written:
+            lines = [f"{p.identifier} ({p.operation}): {p.row_count} rows, snapshot "
+                     f"{p.snapshot_id}" for p in written]
+            context.log.info(f"wrote {len(written)} tables to Iceberg while dbt ran, from "
+                             "copies dbt's process made:\n" + "\n".join(lines))
+
+    def _written(self) -> list[Published]:
+        return [f.result() for f in self._futures.values()
+                if f.done() and not f.cancelled() and f.exception() is None
+                and f.result() is not None]
+
+    def _write_copy(self, node, dbt_exited: threading.Event) -> Published | None:
+        copy = wait_for_copy(self.request, node["unique_id"], dbt_exited)
+        if copy is None:
+            return None
+        table = read_copy(self._reader(), copy)
+        copy.unlink()
+        return self._write(node, _rows_of(table))
+
+    def _reader(self):
+        """This worker's in-memory DuckDB, kept for all its copies (opening a database
+        costs more than reading a small copy). Not the scratch, which stays with the
+        op's thread; one thread each, as a DuckDB connection is not for sharing."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            import duckdb
+
+            connection = duckdb.connect(config=READER_CONFIG)
+            self._local.connection = connection
+            with self._lock:
+                self._readers.append(connection)
+        return connection
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,21 @@ When the run reads upstream tables from the Iceberg catalog (views over `iceberg
 the scratch database, lakeport.run_scratch), it also hands over the warehouse's S3 access
 in LAKEPORT_DUCKDB_S3, and every dbt connection loads the iceberg extension (from its
 wheel) and the S3 secret, so those views resolve inside dbt.
+
+When the op asks for copies of the small tables it will write to Iceberg
+(LAKEPORT_SCRATCH_EXPORT, lakeport.scratch_export), the plugin starts the `Exporter` on
+dbt's connection and hands it dbt's events, so each table is copied as dbt finishes it and
+the op writes it to the catalog while dbt goes on.
 """
 
+import atexit
 import os
 
 from dbt.adapters.duckdb.plugins import BasePlugin
 
 from lakeport.duckdb_connection import SETTINGS_ENV, DuckDBSettings
 from lakeport.duckdb_s3 import S3_ACCESS_ENV, S3Access, configure_s3
+from lakeport.scratch_export import EXPORT_ENV, Exporter, ExportRequest
 
 
 def settings_for_this_process() -> DuckDBSettings:
@@ -33,8 +40,37 @@ def settings_for_this_process() -> DuckDBSettings:
 
 
 class Plugin(BasePlugin):
+    def initialize(self, plugin_config):
+        self.exporter = _exporter_for_this_process()
+
     def configure_connection(self, conn):
         settings_for_this_process().apply(conn)
         access = os.environ.get(S3_ACCESS_ENV)
         if access:
             configure_s3(conn, S3Access.from_json(access))
+        if self.exporter is not None:
+            self.exporter.start(conn)
+
+
+_exporter: Exporter | None = None
+
+
+def _exporter_for_this_process() -> Exporter | None:
+    """One Exporter per dbt process, when the op asked for copies: dbt-duckdb makes a
+    plugin per environment it creates, and each copy must be made once."""
+    global _exporter
+    request = os.environ.get(EXPORT_ENV)
+    if _exporter is None and request:
+        # dbt_common's event manager calls every callback with every event dbt fires.
+        # dbt's CLI sets its callbacks once, before the adapter (and so this plugin) is
+        # made (dbt/cli/requires.py preflight -> setup_event_logger, dbt-core 1.11), so
+        # one added here stays for the whole command. tests/unit/test_dbt_seams.py holds it.
+        from dbt_common.events.event_manager_client import add_callback_to_manager
+
+        _exporter = Exporter(ExportRequest.from_json(request))
+        add_callback_to_manager(_exporter.on_dbt_event)
+        # Runs before dbt-duckdb's own atexit closes dbt's connection (atexit runs in the
+        # reverse order of registering, and dbt-duckdb registers when it is imported):
+        # the copies queued by then are finished on a live connection.
+        atexit.register(_exporter.close)
+    return _exporter
