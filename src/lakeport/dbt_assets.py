@@ -13,12 +13,14 @@ Before dbt starts, the op fills the run's empty scratch database from the Iceber
 (lakeport.run_scratch): what the selection reads but does not build becomes a view over
 the catalog's current snapshot, unselected views it reads through are rebuilt, and a
 selected incremental model gets its table to build on. dbt's events reach Dagster as dbt
-produces them. After dbt finishes (it holds DuckDB's write lock while it runs) the op
-writes each table it built to the catalog, one commit each (lakeport.iceberg_publish;
-small tables PUBLISH_WORKERS at a time, as their write is round trips, not memory); a
-table's materialization (and its checks) waits for that, so it records the Iceberg
-snapshot written, and goes to Dagster while the tables after it are written. Every
-materialization records the DuckDB settings used.
+produces them. Each table dbt built is written to the catalog, one commit each
+(lakeport.iceberg_publish); a table's materialization (and its checks) waits for that, so
+it records the Iceberg snapshot written, and goes to Dagster while the tables after it are
+written. dbt holds DuckDB's write lock on the scratch while it runs, so a small table
+written whole is copied by dbt's own process as dbt finishes it (lakeport.scratch_export)
+and written from the copy while dbt goes on; the others (large, a day window, an
+increment) are written after dbt exits, small ones PUBLISH_WORKERS at a time, as their
+write is round trips, not memory. Every materialization records the DuckDB settings used.
 
 A dbt error (bad SQL, a failing test) is raised as a Failure that is not retried: the
 same SQL fails the same way. A dbt failure whose cause is outside the SQL and passes
@@ -111,8 +113,15 @@ PUBLISH_WORKERS = 2
 # to Dagster next: enough to keep both busy while Dagster stores that one's events. Each
 # is held in memory as Arrow until written.
 PUBLISH_AHEAD = 2 * PUBLISH_WORKERS
-# The DuckDB each copy writer reads its copies with (a copy is at most SMALL_TABLE_CELLS):
-# one thread, and a memory_limit well inside what the derivation leaves outside DuckDB.
+# Built tables this small are copied by dbt's process as dbt finishes them and written
+# from the copy while dbt goes on (lakeport.scratch_export). Unlike the writes after dbt,
+# these happen while dbt's DuckDB holds its memory_limit, in the share the derivation
+# leaves outside DuckDB (lakeport.duckdb_settings), so they are kept a tenth of
+# SMALL_TABLE_CELLS: PUBLISH_WORKERS of them in Arrow at once is a few MiB. The 140 tables
+# of bench/orchestration_overhead.py's 200 models are 1,000 rows each.
+COPY_MAX_CELLS = SMALL_TABLE_CELLS // 10
+# The DuckDB each copy writer reads its copies with: one thread, and a memory_limit that
+# bounds it should a copy be far wider than its cell count says.
 READER_CONFIG = {"threads": 1, "memory_limit": "64MiB"}
 DEFAULT_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL)
 # dbt failures that say nothing about the SQL: waiting and trying again can succeed.
@@ -364,14 +373,13 @@ class _DbtBuild:
         # the next tables are being written: Dagster storing its events (and its checks')
         # overlaps the writes. `publish` times only what the op waits for the writes.
         written = None  # the tables not written from copies, written from the scratch
+        from_scratch: list[Published] = []
         try:
             for event in held:
                 if isinstance(event, dg.Output) and self._is_stored(event):
                     with phases.timed("publish"):
                         published = copies.published(_unique_id(event))
-                        if published is not None:
-                            metadata = published.as_metadata()
-                        else:
+                        if published is None:
                             if written is None:
                                 # A large table is written alone: the copies' writes end first.
                                 copies.wait()
@@ -381,16 +389,21 @@ class _DbtBuild:
                                      and self._is_stored(e) and not copies.handled(_unique_id(e))],
                                     days, bases, lineage,
                                 )
-                            unique_id, metadata = next(written)
+                            unique_id, published = next(written)
                             assert unique_id == _unique_id(event), (unique_id, _unique_id(event))
-                    event = event.with_metadata({**event.metadata, **metadata})
+                            from_scratch.append(published)
+                    event = event.with_metadata({**event.metadata, **published.as_metadata()})
                 yield event
         finally:
             if written is not None:
                 written.close()
-            copies.log_written(context)
+            # One log message for all of them, also when a write fails: each message is an
+            # event Dagster stores, and each table's own materialization carries the same
+            # figures.
+            _log_written(context, copies.written() + from_scratch, len(built),
+                         len(copies.written()))
         context.log.info(phases.message(
-            tables_written=len(built), tables_written_from_copies=copies.written_count()
+            tables_written=len(built), tables_written_from_copies=len(copies.written())
         ))
 
         if not invocation.is_successful():
@@ -444,7 +457,7 @@ class _DbtBuild:
         if not tables:
             return None
         directory = database.with_name(database.stem + "-copies")
-        return ExportRequest(str(directory), SMALL_TABLE_CELLS, tables)
+        return ExportRequest(str(directory), COPY_MAX_CELLS, tables)
 
     def _selected_unique_ids(self, context: dg.AssetExecutionContext) -> list[str]:
         if self._unique_ids is None:
@@ -542,9 +555,9 @@ class _DbtBuild:
 
     def _publish(
         self, context, settings, database: Path, catalog, access, built, days, bases, lineage
-    ) -> Iterator[tuple[str, dict]]:
-        """(unique id, materialization metadata) for each table in `built`, in its order,
-        as each is written to Iceberg."""
+    ) -> Iterator[tuple[str, Published]]:
+        """(unique id, its write) for each table in `built`, in its order, as each is
+        written to Iceberg."""
         targets = [self.manifest["nodes"][_unique_id(output)] for output in built]
         if not targets:
             return
@@ -562,19 +575,8 @@ class _DbtBuild:
 
             small = {node["unique_id"] for node in self._small_tables(
                 connection, targets, days, bases)}
-            # One log message for all of them, also when a write fails: each message is an
-            # event Dagster stores (an INSERT and a NOTIFY), and each table's own
-            # materialization carries the same figures.
-            lines = []
-            try:
-                for node, result in _write_in_order(connection, targets, small, write):
-                    lines.append(f"{relation_of(node)} ({result.operation}): "
-                                 f"{result.row_count} rows, snapshot {result.snapshot_id}")
-                    yield node["unique_id"], result.as_metadata()
-            finally:
-                if lines:
-                    context.log.info(f"wrote {len(lines)} of {len(targets)} tables to "
-                                     "Iceberg:\n" + "\n".join(lines))
+            for node, result in _write_in_order(connection, targets, small, write):
+                yield node["unique_id"], result
 
     def _small_tables(self, connection, targets, days, bases) -> list:
         """The targets written whole whose rows fit one Arrow batch of a few MiB (DuckDB's
@@ -681,6 +683,16 @@ def _write_in_order(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _log_written(context, written: list[Published], built: int, from_copies: int) -> None:
+    if not written:
+        return
+    lines = [f"{p.identifier} ({p.operation}): {p.row_count} rows, snapshot {p.snapshot_id}"
+             for p in written]
+    during = f" ({from_copies} while dbt ran, from copies its process made)" if from_copies else ""
+    context.log.info(f"wrote {len(written)} of {built} tables to Iceberg{during}:\n"
+                     + "\n".join(lines))
+
+
 def _rows_of(table: "pa.Table"):
     """`publish`'s `rows` for an Arrow table in memory."""
     import pyarrow as pa
@@ -771,18 +783,8 @@ class _CopiedTableWrites:
             return False
         return not future.done() or future.exception() is not None or future.result() is not None
 
-    def written_count(self) -> int:
-        return len(self._written())
-
-    def log_written(self, context) -> None:
-        written = self._written()
-        if written:
-            lines = [f"{p.identifier} ({p.operation}): {p.row_count} rows, snapshot "
-                     f"{p.snapshot_id}" for p in written]
-            context.log.info(f"wrote {len(written)} tables to Iceberg while dbt ran, from "
-                             "copies dbt's process made:\n" + "\n".join(lines))
-
-    def _written(self) -> list[Published]:
+    def written(self) -> list[Published]:
+        """The writes from copies that have ended well, in the order submitted."""
         return [f.result() for f in self._futures.values()
                 if f.done() and not f.cancelled() and f.exception() is None
                 and f.result() is not None]

@@ -5,6 +5,7 @@ The catalog is the control plane: one full run fills it, and then any single ass
 materialises in an empty scratch, reading its upstream from the catalog."""
 
 import json
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -124,9 +125,14 @@ def test_full_run_fills_the_catalog_then_each_asset_materialises_alone(
         assert _iceberg_count(orders) == 5000
         # Each dbt op says what it wrote in one log message: every table and its snapshot.
         summaries = [e.user_message for e in instance.all_logs(result.run_id)
-                     if "tables to Iceberg:" in (e.user_message or "")]
+                     if re.match(r"wrote \d+ of \d+ tables to Iceberg", e.user_message or "")]
         dbt_tables = {i for i in TABLES if i[0] != "raw"}
         assert sum(int(m.split()[1]) for m in summaries) == len(dbt_tables), summaries
+        # The tables written whole were written while dbt ran, from copies dbt's process
+        # made; the incremental fct_payments (an append) and the daily fct_orders (a day
+        # window) after dbt, from the scratch.
+        copied = [int(n) for m in summaries for n in re.findall(r"\((\d+) while dbt ran", m)]
+        assert copied == [3], summaries
         listed = {line.split(" ")[0]: line for m in summaries for line in m.splitlines()[1:]}
         assert set(listed) == {".".join(i) for i in dbt_tables}, summaries
         for identifier in dbt_tables:
