@@ -64,13 +64,16 @@ def _exporter_for_this_process() -> Exporter | None:
         # dbt_common's event manager calls every callback with every event dbt fires.
         # dbt's CLI sets its callbacks once, before the adapter (and so this plugin) is
         # made (dbt/cli/requires.py preflight -> setup_event_logger, dbt-core 1.11), so
-        # one added here stays for the whole command. tests/unit/test_dbt_seams.py holds it.
+        # one added here stays for the whole command.
+        # tests/integration/test_scratch_export_dbt.py holds the seam.
         from dbt_common.events.event_manager_client import add_callback_to_manager
 
         _exporter = Exporter(ExportRequest.from_json(request))
         add_callback_to_manager(_exporter.on_dbt_event)
-        # Runs before dbt-duckdb's own atexit closes dbt's connection (atexit runs in the
-        # reverse order of registering, and dbt-duckdb registers when it is imported):
-        # the copies queued by then are finished on a live connection.
+        # Runs before dbt-duckdb's own atexit drops dbt's connection: atexit runs in the
+        # reverse order of registering, and dbt-duckdb registers close_all_connections
+        # when its connections module is imported (dbt/adapters/duckdb/connections.py,
+        # dbt-duckdb 1.11.1), before any plugin is made. The copies queued by then are
+        # finished on a live connection.
         atexit.register(_exporter.close)
     return _exporter
