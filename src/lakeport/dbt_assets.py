@@ -63,6 +63,7 @@ from lakeport.duckdb_settings import (
     default_spill_dir,
     derive_duckdb_settings,
     memory_limit_attempts,
+    room_beside_duckdb,
 )
 from lakeport.iceberg_publish import (
     Append,
@@ -120,6 +121,17 @@ PUBLISH_AHEAD = 2 * PUBLISH_WORKERS
 # SMALL_TABLE_CELLS: PUBLISH_WORKERS of them in Arrow at once is a few MiB. The 140 tables
 # of bench/orchestration_overhead.py's 200 models are 1,000 rows each.
 COPY_MAX_CELLS = SMALL_TABLE_CELLS // 10
+# ... and only in a pod with this much room beside the run worker, DuckDB's memory_limit
+# and DuckDB's own memory (lakeport.duckdb_settings.room_beside_duckdb): while dbt runs,
+# that room holds dbt's own process and, with copies, the writers. Sampled from /proc
+# during bench/orchestration_overhead.py's 200-model run (2026-12-07): dbt's process
+# peaked at 175-193 MiB anonymous memory, and the writers took the run worker from 208 to
+# about 300 MiB (pyarrow's S3 client and pyiceberg set up, one malloc arena per writer
+# thread). Without the copies that growth came after dbt had exited. The derivation
+# leaves 20-35% of what the pod has beside the run worker, so this takes pods of about
+# 2 GiB and more; smaller ones write every table after dbt, as the memory benchmark
+# measured them (bench/memory_discipline.py).
+COPY_ROOM_NEEDED = 320 << 20
 # The DuckDB each copy writer reads its copies with: one thread, and a memory_limit that
 # bounds it should a copy be far wider than its cell count says.
 READER_CONFIG = {"threads": 1, "memory_limit": "64MiB"}
@@ -312,9 +324,19 @@ class _DbtBuild:
             environment.update({PARTITION_START_ENV: str(days[0]), PARTITION_END_ENV: str(days[1])})
 
         lineage = RunLineage.for_context(platform, context)
+        request = None
+        room = room_beside_duckdb(profile, settings)
+        if room >= COPY_ROOM_NEEDED:
+            request = self._copy_request(database, selected, days, bases)
+        else:
+            context.log.info(
+                f"tables are written to Iceberg after dbt exits: copying them while dbt runs "
+                f"needs {COPY_ROOM_NEEDED >> 20} MiB beside DuckDB's memory_limit, and "
+                f"profile {profile_name} leaves {max(room, 0) >> 20} MiB"
+            )
         # Its pool and the copies' directory go when the op ends, however it ends.
         copies = cleanup.enter_context(_CopiedTableWrites(
-            self._copy_request(database, selected, days, bases),
+            request,
             lambda node, rows: _write_rows(catalog, lineage, node, rows),
         ))
         if copies.request is not None:

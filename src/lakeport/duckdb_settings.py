@@ -174,9 +174,7 @@ def with_smaller_memory_limit(settings: DuckDBSettings, fraction: float) -> Duck
     out-of-memory error stopped (see OUT_OF_MEMORY_RETRY_FRACTIONS)."""
     if not 0 < fraction < 1:
         raise ValueError(f"a smaller memory limit needs a fraction in (0, 1), not {fraction}")
-    if not settings.memory_limit.endswith("MiB"):
-        raise ValueError(f"memory_limit {settings.memory_limit!r} is not in MiB")
-    memory = int(memory_bytes(settings.memory_limit.removesuffix("B")) * fraction)
+    memory = int(_memory_limit_bytes(settings) * fraction)
     return dataclasses.replace(
         settings,
         memory_limit=_mib(memory),
@@ -185,6 +183,31 @@ def with_smaller_memory_limit(settings: DuckDBSettings, fraction: float) -> Duck
             f"DuckDB ran out of memory at {settings.memory_limit}"
         ),
     )
+
+
+def room_beside_duckdb(
+    profile: ResourceProfile,
+    settings: DuckDBSettings,
+    *,
+    limits: ContainerLimits | None = None,
+    physical_memory: int | None = None,
+) -> int:
+    """Bytes the run has beside what is in use now, DuckDB's memory_limit and what DuckDB
+    holds outside it: where dbt's own Python and anything else running beside DuckDB
+    must fit. Read from this process's cgroup like the settings were."""
+    limits = limits if limits is not None else read_container_limits()
+    if limits.memory is not None:
+        total = int(limits.memory.value) - int(limits.memory.in_use or 0)
+    else:
+        total = min(memory_bytes(profile.limits.memory), physical_memory or _physical_memory())
+    return total - DUCKDB_OWN_MEMORY - _memory_limit_bytes(settings)
+
+
+def _memory_limit_bytes(settings: DuckDBSettings) -> int:
+    """memory_limit in bytes: the derivation always writes it in MiB (`_mib`)."""
+    if not settings.memory_limit.endswith("MiB"):
+        raise ValueError(f"memory_limit {settings.memory_limit!r} is not in MiB")
+    return int(memory_bytes(settings.memory_limit.removesuffix("B")))
 
 
 def _budget(profile: ResourceProfile, limits: ContainerLimits, physical_memory: int | None):

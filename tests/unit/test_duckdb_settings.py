@@ -7,6 +7,7 @@ import pytest
 
 from lakeport.cgroup_limits import ContainerLimits, Limit, cpu_threads, read_container_limits
 from lakeport.config import parse_platform
+from lakeport.dbt_assets import COPY_ROOM_NEEDED
 from lakeport.duckdb_settings import (
     DEFAULT_MEMORY_FRACTION,
     DUCKDB_OWN_MEMORY,
@@ -16,6 +17,7 @@ from lakeport.duckdb_settings import (
     DuckDBSettings,
     connect,
     derive_duckdb_settings,
+    room_beside_duckdb,
 )
 from lakeport.quantities import memory_bytes
 
@@ -351,3 +353,32 @@ def test_invalid_memory_setting_is_rejected_by_duckdb():
         connection.execute("SET memory_limit = '123MiB'")
         with pytest.raises(duckdb.Error):
             connection.execute("SET memory_limit = '123 bananas'")
+
+
+def test_room_beside_duckdb_decides_where_tables_are_copied_while_dbt_runs(tmp_path):
+    # What a pod has beside the run worker, DuckDB's memory_limit and DuckDB's own memory:
+    # where dbt's process (and, while dbt runs, the copies' writers) must fit.
+    def room(limit: int, in_use: int) -> int:
+        limits = ContainerLimits(Limit(limit, "m", in_use=in_use), Limit(2, "c"))
+        settings = derive_duckdb_settings(profile(), limits=limits, spill_dir=tmp_path)
+        duckdb_limit = memory_bytes(settings.memory_limit.removesuffix("B"))
+        assert room_beside_duckdb(profile(), settings, limits=limits) == (
+            limit - in_use - DUCKDB_OWN_MEMORY - duckdb_limit)
+        return room_beside_duckdb(profile(), settings, limits=limits)
+
+    # The pods the memory benchmark measured without copies keep writing after dbt ...
+    assert room(512 * MiB, 250 * MiB) < room(GiB, 250 * MiB) < COPY_ROOM_NEEDED
+    # ... and larger ones copy (the derivation leaves 35% of 2 GiB beside DuckDB).
+    assert COPY_ROOM_NEEDED <= room(2 * GiB, 250 * MiB) < room(4 * GiB, 250 * MiB)
+    # An explicit memory_limit that leaves no room says so.
+    limits = ContainerLimits(Limit(2 * GiB, "m", in_use=250 * MiB), None)
+    explicit = profile("duckdb: {memoryLimit: 1700Mi}")
+    settings = derive_duckdb_settings(explicit, limits=limits, spill_dir=tmp_path)
+    assert room_beside_duckdb(explicit, settings, limits=limits) < 0
+    # Without a cgroup limit, the profile's limits.memory bounded by the machine.
+    settings = derive_duckdb_settings(profile(memory="4Gi"), limits=ContainerLimits(None, None),
+                                      spill_dir=tmp_path, physical_memory=64 * GiB)
+    assert room_beside_duckdb(
+        profile(memory="4Gi"), settings, limits=ContainerLimits(None, None),
+        physical_memory=64 * GiB,
+    ) == 4 * GiB - DUCKDB_OWN_MEMORY - memory_bytes(settings.memory_limit.removesuffix("B"))
