@@ -424,10 +424,10 @@ class _DbtBuild:
             # One log message for all of them, also when a write fails: each message is an
             # event Dagster stores, and each table's own materialization carries the same
             # figures.
-            _log_written(context, copies.written() + from_scratch, len(built),
-                         len(copies.written()))
+            from_copies = copies.written()
+            _log_written(context, from_copies + from_scratch, len(built), len(from_copies))
         context.log.info(phases.message(
-            tables_written=len(built), tables_written_from_copies=len(copies.written())
+            tables_written=len(built), tables_written_from_copies=len(from_copies)
         ))
 
         if not invocation.is_successful():
@@ -475,8 +475,7 @@ class _DbtBuild:
         tables = {}
         for unique_id in selected:
             node = self.manifest["nodes"][unique_id]
-            windowed = days is not None and node["name"] in self.partitioned
-            if is_stored(node) and not windowed and unique_id not in bases:
+            if is_stored(node) and self._written_whole(node, days, bases):
                 tables[unique_id] = relation_of(node).identifier
         if not tables:
             return None
@@ -615,13 +614,18 @@ class _DbtBuild:
         }
         small = []
         for node in targets:
-            windowed = days is not None and node["name"] in self.partitioned
             cells = sizes.get(relation_of(node).identifier)
-            if windowed or node["unique_id"] in bases or cells is None:
+            if not self._written_whole(node, days, bases) or cells is None:
                 continue
             if cells <= SMALL_TABLE_CELLS:
                 small.append(node)
         return small
+
+    def _written_whole(self, node, days, bases) -> bool:
+        """Whether the node's whole table is written: not one day window of a partitioned
+        model, not an increment on a base (`_publish_node` writes those)."""
+        windowed = days is not None and node["name"] in self.partitioned
+        return not windowed and node["unique_id"] not in bases
 
     def _publish_node(self, connection, catalog, node, days, bases) -> Published:
         relation = relation_of(node)
@@ -786,10 +790,7 @@ class _CopiedTableWrites:
 
     def published_now(self, unique_id: str) -> Published | None:
         """The table's write if it has ended well by now, without waiting; else None."""
-        future = self._futures.get(unique_id)
-        if future is None or not future.done() or future.exception() is not None:
-            return None
-        return future.result()
+        return _ended_well(self._futures.get(unique_id))
 
     def published(self, unique_id: str) -> Published | None:
         """The table's write once it ends (its error, if it failed); None if it had no
@@ -809,9 +810,7 @@ class _CopiedTableWrites:
 
     def written(self) -> list[Published]:
         """The writes from copies that have ended well, in the order submitted."""
-        return [f.result() for f in self._futures.values()
-                if f.done() and not f.cancelled() and f.exception() is None
-                and f.result() is not None]
+        return [p for f in self._futures.values() if (p := _ended_well(f)) is not None]
 
     def _write_copy(self, node, dbt_exited: threading.Event) -> Published | None:
         copy = wait_for_copy(self.request, node["unique_id"], dbt_exited)
@@ -834,6 +833,13 @@ class _CopiedTableWrites:
             with self._lock:
                 self._readers.append(connection)
         return connection
+
+
+def _ended_well(future: Future | None) -> Published | None:
+    """A write's result if it has ended without an error by now (None if it had no copy)."""
+    if future is None or not future.done() or future.cancelled() or future.exception():
+        return None
+    return future.result()
 
 
 @dataclass(frozen=True)
