@@ -60,6 +60,9 @@ NAME = "memory_discipline"
 PROFILE = "transform"
 CONFIGS = ("lakeport", "defaults")
 WORKLOADS = ("generated", "catalog")
+# The catalog workload as a run pod does it, Dagster and dbt included (lakeport only):
+# `--workloads generated,catalog,dbt_run`.
+DBT_RUN = "dbt_run"
 # Target: a lakeport run is never killed and its unreclaimable memory stays below this.
 PEAK_TARGET_FRACTION = 0.90
 # The bench profile's spill volume per byte of its memory limit. Measured: DuckDB 1.5.5
@@ -137,6 +140,8 @@ def child(config: str, workload: str, orders: int, workdir: Path, limit_bytes: i
 
     from lakeport.duckdb_settings import connect, derive_duckdb_settings, memory_limit_attempts
 
+    if workload == DBT_RUN:
+        return _dbt_run(workdir, platform_file)
     database = ":memory:" if workload == "generated" else workdir / "scratch.duckdb"
     if workload == "catalog":
         # Loaded before the settings are derived, as in a run worker, whose memory in use
@@ -243,6 +248,108 @@ def _catalog_mart(connection, platform_file: Path, attempts: list) -> tuple[int,
     return connection.execute(
         f"SELECT count(*), sum(orders) FROM iceberg_scan('{published}')"
     ).fetchone()
+
+
+def _dbt_run(workdir: Path, platform_file: Path) -> int:
+    """The catalog workload as a run pod does it: in this process (the run worker) Dagster
+    executes lakeport's dbt op, which fills the run's scratch from the catalog, starts
+    dbt's own process to build the mart, and writes the mart to the catalog. Dagster, dbt
+    and DuckDB share the cgroup as they share a pod; the op derives DuckDB's settings."""
+    import dagster as dg
+
+    from lakeport.catalog import load_catalog
+    from lakeport.config import load_platform
+    from lakeport.duckdb_settings import default_spill_dir
+    from lakeport.lakehouse import build_lakehouse_definitions
+
+    platform = load_platform(platform_file)
+    _say({"event": "start", "settings": {}, "derived": {},
+          "temp_directory": str(default_spill_dir(platform))})
+    started = time.monotonic()
+    defs = build_lakehouse_definitions(workdir / "project", platform,
+                                       partitions_start_date="2025-01-01")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("lakehouse_job").execute_in_process(
+            instance=instance, raise_on_error=False)
+        logs = [r.user_message for r in instance.all_logs(result.run_id)]
+    for message in logs:
+        if "DuckDB's out-of-memory error" in message or "building again" in message:
+            _say({"event": "op_log", "message": message[:500]})
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_failure), None)
+        print(failure.event_specific_data.error.message if failure else "the run failed",
+              file=sys.stderr)
+        return 1
+    [mart] = [e.event_specific_data.materialization for e in result.all_events
+              if e.event_type_value == "ASSET_MATERIALIZATION"]
+    metadata = {key: getattr(value, "value", value) for key, value in mart.metadata.items()}
+    settings = {key.removeprefix("duckdb/"): value for key, value in metadata.items()
+                if key.startswith("duckdb/")}
+    _say({"event": "settings", "settings": {k: settings.get(k) for k in (
+              "memory_limit", "threads", "temp_directory", "max_temp_directory_size")},
+          "derived": {f"duckdb/{k}": v for k, v in settings.items()}})
+    import duckdb
+
+    from lakeport.duckdb_s3 import configure_s3
+
+    table = load_catalog(platform).load_table(metadata["iceberg/table"])
+    with duckdb.connect() as connection:
+        configure_s3(connection, platform)
+        location = table.metadata_location.replace("'", "''")
+        groups, matched = connection.execute(
+            f"SELECT count(*), sum(orders) FROM iceberg_scan('{location}')").fetchone()
+    _say({"event": "done", "query_seconds": time.monotonic() - started, "groups": groups,
+          "matched": matched})
+    return 0
+
+
+def write_dbt_run_project(workdir: Path, inputs_platform: Path, limit_bytes: int) -> Path:
+    """A one-model dbt project (the mart over the two catalog inputs, as dbt sources), its
+    manifest prepared as the image build prepares it, and the platform the run uses: the
+    inputs' (their catalog, endpoint and data directory, where the op keeps its scratch
+    and spill) with the pod size's profile. Returns the platform file."""
+    import yaml
+
+    from lakeport.config import load_platform
+    from lakeport.dbt_assets import duckdb_database_path
+    from lakeport.dbt_manifest import prepare_manifest
+
+    platform = yaml.safe_load(inputs_platform.read_text())
+    profile = bench_profile(limit_bytes)
+    platform["resourceProfiles"] = {PROFILE: {
+        "requests": {"cpu": "500m", "memory": profile.limits.memory},
+        "limits": {"cpu": "2", "memory": profile.limits.memory},
+        "spillVolumeSize": profile.spill_volume_size,
+    }}
+    platform_file = workdir / "platform.yaml"
+    platform_file.write_text(yaml.safe_dump(platform))
+
+    project = workdir / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text(yaml.safe_dump({
+        "name": "bench_memory", "version": "1.0.0", "config-version": 2,
+        "profile": "bench_memory", "model-paths": ["models"], "macro-paths": ["macros"],
+    }))
+    (project / "profiles.yml").write_text(yaml.safe_dump({"bench_memory": {
+        "target": "lakeport", "outputs": {"lakeport": {
+            "type": "duckdb", "threads": 1,
+            "path": "{{ env_var('LAKEPORT_DUCKDB_PATH', 'target/bench.duckdb') }}",
+            "plugins": [{"module": "lakeport.dbt_duckdb_plugin"}]}}}}))
+    # The node's schema is the Iceberg namespace, as the demo's macro makes it.
+    (project / "macros").mkdir()
+    (project / "macros" / "generate_schema_name.sql").write_text(
+        "{% macro generate_schema_name(custom_schema_name, node) -%}\n"
+        "{{ custom_schema_name or target.schema }}\n{%- endmacro %}\n")
+    (project / "models" / "sources.yml").write_text(yaml.safe_dump({
+        "version": 2, "sources": [{"name": ORDERS[0], "schema": ORDERS[0],
+                                   "tables": [{"name": ORDERS[1]}, {"name": PAYMENTS[1]}]}]}))
+    orders, payments = (f"{{{{ source('{schema}', '{name}') }}}}"
+                        for schema, name in (ORDERS, PAYMENTS))
+    config = f"{{{{ config(materialized='table', schema='{MART[0]}') }}}}"
+    (project / "models" / f"{MART[1]}.sql").write_text(
+        f"{config}\n{mart_sql(orders, payments)}")
+    prepare_manifest(project, duckdb_path=duckdb_database_path(load_platform(platform_file)))
+    return platform_file
 
 
 def _say(message: dict) -> None:
@@ -352,20 +459,23 @@ def run_one(workload: str, factor: float, config: str, limit_bytes: int,
     try:
         if inputs is not None:
             inputs.fill(orders)
+        platform_file = inputs.platform_file if inputs is not None else None
+        if workload == DBT_RUN:
+            platform_file = write_dbt_run_project(workdir, inputs.platform_file, limit_bytes)
         with limited_cgroup(f"bench-{config}", limit_bytes) as cgroup:
-            _measure(run, cgroup, workdir, inputs)
+            _measure(run, cgroup, workdir, platform_file)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return run
 
 
-def _measure(run: Run, cgroup, workdir: Path, inputs: CatalogInputs | None) -> None:
+def _measure(run: Run, cgroup, workdir: Path, platform_file: Path | None) -> None:
     meter = MemoryMeter(cgroup)
     argv = [sys.executable, "-m", "bench.memory_discipline", "--child", run.config,
             "--workload", run.workload, "--orders", str(run.orders), "--workdir", str(workdir),
             "--sizes", str(run.limit_bytes >> 20)]
-    if inputs is not None:
-        argv += ["--platform-file", str(inputs.platform_file)]
+    if platform_file is not None:
+        argv += ["--platform-file", str(platform_file)]
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     started = time.monotonic()
     process = subprocess.Popen(
@@ -416,7 +526,9 @@ def _measure(run: Run, cgroup, workdir: Path, inputs: CatalogInputs | None) -> N
     run.exit_code = process.returncode
     run.kernel_peak_bytes = meter.peak_bytes()
     run.oom_kills = cgroup.oom_kills()
-    start = next((m for m in messages if m.get("event") == "start"), {})
+    # A dbt run's settings are derived inside its op: it says them once it has run.
+    start = next((m for m in reversed(messages) if m.get("event") in ("start", "settings")),
+                 {})
     done = next((m for m in messages if m.get("event") == "done"), None)
     run.duckdb_settings = start.get("settings", {})
     run.out_of_memory_at = [m["memory_limit"] for m in messages
@@ -502,12 +614,13 @@ def run_size(limit_mib: int, workloads: list[str], factors: list[float],
     for workload in workloads:
         with contextlib.ExitStack() as stack:
             inputs = None
-            if workload == "catalog":
+            if workload in ("catalog", DBT_RUN):
                 root = Path(stack.enter_context(
                     tempfile.TemporaryDirectory(prefix="lakeport-bench-catalog-")))
                 inputs = stack.enter_context(CatalogInputs(root))
             for factor in (factors if workload == "generated" else catalog_factors):
-                for config in configs:
+                # DuckDB's defaults cannot be given to lakeport's op: a dbt run is lakeport's.
+                for config in (configs if workload != DBT_RUN else ["lakeport"]):
                     run = run_one(workload, factor, config, limit, inputs)
                     print(f"  {limit_mib} MiB {workload} {factor:g}x {config}: {run.outcome} "
                           f"in {run.wall_seconds:.1f} s", flush=True)
@@ -571,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path,
                         help="one size only; default: bench/results/memory_discipline[_SIZE].json")
     parser.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
-    parser.add_argument("--workload", choices=WORKLOADS, help=argparse.SUPPRESS)
+    parser.add_argument("--workload", choices=(*WORKLOADS, DBT_RUN), help=argparse.SUPPRESS)
     parser.add_argument("--orders", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--platform-file", type=Path, help=argparse.SUPPRESS)

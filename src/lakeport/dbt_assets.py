@@ -60,10 +60,12 @@ from lakeport.duckdb_settings import (
     RUN_SCRATCH_ENV,
     SETTINGS_ENV,
     connect,
+    dbt_process_memory,
     default_spill_dir,
     derive_duckdb_settings,
     memory_limit_attempts,
     room_beside_duckdb,
+    small_memory_limit_warning,
 )
 from lakeport.iceberg_publish import (
     Append,
@@ -121,17 +123,15 @@ PUBLISH_AHEAD = 2 * PUBLISH_WORKERS
 # SMALL_TABLE_CELLS: PUBLISH_WORKERS of them in Arrow at once is a few MiB. The 140 tables
 # of bench/orchestration_overhead.py's 200 models are 1,000 rows each.
 COPY_MAX_CELLS = SMALL_TABLE_CELLS // 10
-# ... and only in a pod with this much room beside the run worker, DuckDB's memory_limit
-# and DuckDB's own memory (lakeport.duckdb_settings.room_beside_duckdb): while dbt runs,
-# that room holds dbt's own process and, with copies, the writers. Sampled from /proc
-# during bench/orchestration_overhead.py's 200-model run (2026-12-07): dbt's process
-# peaked at 175-193 MiB anonymous memory, and the writers took the run worker from 208 to
-# about 300 MiB (pyarrow's S3 client and pyiceberg set up, one malloc arena per writer
-# thread). Without the copies that growth came after dbt had exited. The derivation
-# leaves 20-35% of what the pod has beside the run worker, so this takes pods of about
-# 2 GiB and more; smaller ones write every table after dbt, as the memory benchmark
-# measured them (bench/memory_discipline.py).
-COPY_ROOM_NEEDED = 320 << 20
+# ... and only in a pod with this much room beside the run worker, DuckDB's memory_limit,
+# DuckDB's own memory and dbt's process (lakeport.duckdb_settings.room_beside_duckdb): with
+# copies, the writers grow the run worker while dbt runs. Sampled from /proc during
+# bench/orchestration_overhead.py's 200-model run (2026-12-07): the writers took the run
+# worker from 208 to about 300 MiB (pyarrow's S3 client and pyiceberg set up, one malloc
+# arena per writer thread); without the copies that growth comes after dbt has exited.
+# This takes pods of about 1 GiB and more; smaller ones write every table after dbt, as
+# the memory benchmark measured them (bench/memory_discipline.py).
+COPY_ROOM_NEEDED = 128 << 20
 # The DuckDB each copy writer reads its copies with: one thread, and a memory_limit that
 # bounds it should a copy be far wider than its cell count says.
 READER_CONFIG = {"threads": 1, "memory_limit": "64MiB"}
@@ -297,8 +297,19 @@ class _DbtBuild:
         platform = self.platform
         profile_name = platform.profile_name(context.run.tags.get(PROFILE_TAG))
         profile = platform.profile(profile_name)
-        settings = derive_duckdb_settings(profile, spill_dir=default_spill_dir(platform))
+        selected = self._selected_unique_ids(context)
+        plan = plan_scratch(self.manifest, selected, self.partitioned)
+        # dbt's process starts after the settings are derived, in the same pod limit.
+        dbt_memory = dbt_process_memory(
+            len(self.manifest["nodes"]),
+            _nodes_built(self.manifest, [*selected, *plan.views_to_build]),
+        )
+        settings = derive_duckdb_settings(
+            profile, spill_dir=default_spill_dir(platform), beside=dbt_memory)
         context.log.info(f"DuckDB settings for this run: {settings.to_json()}")
+        warning = small_memory_limit_warning(profile_name, profile, settings, beside=dbt_memory)
+        if warning:
+            context.log.warning(warning)
         days = None
         if context.assets_def.partitions_def is not None:
             window = context.partition_time_window
@@ -306,8 +317,6 @@ class _DbtBuild:
 
         catalog = load_catalog(platform)
         access = s3_access(platform)
-        selected = self._selected_unique_ids(context)
-        plan = plan_scratch(self.manifest, selected, self.partitioned)
         phases = _Phases("scratch", "dbt", "publish")
         with phases.timed("scratch"):
             bases = self._fill_scratch(context, settings, database, catalog, access, plan)
@@ -325,14 +334,14 @@ class _DbtBuild:
 
         lineage = RunLineage.for_context(platform, context)
         request = None
-        room = room_beside_duckdb(profile, settings)
+        room = room_beside_duckdb(profile, settings, beside=dbt_memory)
         if room >= COPY_ROOM_NEEDED:
             request = self._copy_request(database, selected, days, bases)
         else:
             context.log.info(
                 f"tables are written to Iceberg after dbt exits: copying them while dbt runs "
-                f"needs {COPY_ROOM_NEEDED >> 20} MiB beside DuckDB's memory_limit, and "
-                f"profile {profile_name} leaves {max(room, 0) >> 20} MiB"
+                f"needs {COPY_ROOM_NEEDED >> 20} MiB beside DuckDB's memory_limit and dbt's "
+                f"process, and profile {profile_name} leaves {max(room, 0) >> 20} MiB"
             )
         # Its pool and the copies' directory go when the op ends, however it ends.
         copies = cleanup.enter_context(_CopiedTableWrites(
@@ -887,6 +896,14 @@ def _out_of_memory_nodes(invocation) -> OutOfMemoryNodes | None:
     except (OSError, ValueError):
         return None  # dbt stopped before it wrote its results: nothing to go on
     return out_of_memory_nodes(run_results, invocation.manifest)
+
+
+def _nodes_built(manifest: dict, unique_ids: list[str]) -> int:
+    """How many nodes a build of `unique_ids` runs: them and the tests on them."""
+    children = manifest.get("child_map", {})
+    tests = {child for unique_id in unique_ids for child in children.get(unique_id, ())
+             if child.startswith("test.")}
+    return len(set(unique_ids)) + len(tests)
 
 
 def _unique_id(event: dg.Output) -> str | None:

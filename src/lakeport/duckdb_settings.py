@@ -74,6 +74,22 @@ MIN_MEMORY_PER_THREAD = 256 << 20
 # smaller limit can fail where a larger one completes (catalog 4x failed at 262 MiB and
 # completed at 282): README, Benchmarks, holds the measured cliffs.
 DUCKDB_OWN_MEMORY = 104 << 20
+# dbt's own process, which a dbt op starts after it has derived the settings, holds this
+# beside DuckDB (dbt_process_memory). Measured: peak anonymous memory of `dbt build`
+# (dbt-core 1.11.16, dbt-duckdb 1.11.1, lakeport's target and plugin, memory_limit 64 MiB)
+# sampled every 20 ms, on bench/dbt_project_gen.py's projects, 2026-12-07: 127 MiB building
+# all 30 nodes of a 10-model project, 188-192 MiB all 600 of 200 models, 432-437 MiB all
+# 3,000 of 1,000 models, and 192 MiB one model and its tests of those 3,000. dbt loads the
+# whole manifest whatever it selects, and keeps every node it runs (its result, compiled
+# SQL) until it exits: 124 MiB + 23 KiB a manifest node + 84 KiB a node built fits all
+# four within 3%. Of the 124, DuckDB's library (32 MiB) is in DUCKDB_OWN_MEMORY already.
+DBT_PROCESS_BASE = 96 << 20
+DBT_PROCESS_PER_MANIFEST_NODE = 24 << 10
+DBT_PROCESS_PER_BUILT_NODE = 84 << 10
+# Below this memory_limit a run is warned (dbt_assets): DuckDB documents 125 MB per thread
+# as what it needs, and a query over more data than it holds may stop with its own
+# out-of-memory error.
+DUCKDB_SMALLEST_MEMORY_LIMIT = 128 << 20
 # DuckDB's own out-of-memory error is not monotonic in memory_limit: its sort and its hash
 # aggregate size their runs and partitions from the memory they hold at that moment
 # (SortGlobalSinkState::TryIncreaseReservation, src/common/sort/sort.cpp, and
@@ -102,9 +118,11 @@ def derive_duckdb_settings(
     spill_dir: str | Path | None = None,
     available_cpus: int | None = None,
     physical_memory: int | None = None,
+    beside: int = 0,
 ) -> DuckDBSettings:
     """Settings for a process running under `profile`, inside the cgroup limits given
-    (default: read from this process's own cgroup)."""
+    (default: read from this process's own cgroup). `beside`: bytes that processes started
+    after this (dbt's own, dbt_process_memory) will hold beside DuckDB."""
     limits = limits if limits is not None else read_container_limits()
     overrides = profile.duckdb
     available_cpus = available_cpus or len(os.sched_getaffinity(0))
@@ -128,7 +146,7 @@ def derive_duckdb_settings(
         memory = memory_bytes(overrides.memory_limit)
         memory_source = "profile duckdb.memoryLimit"
     else:
-        budget, where = _budget(profile, limits, physical_memory)
+        budget, where = _budget(profile, limits, physical_memory, beside)
         fraction = overrides.memory_limit_fraction or DEFAULT_MEMORY_FRACTION
         memory = int(budget * fraction)
         if overrides.memory_limit_fraction is None and (
@@ -191,16 +209,49 @@ def room_beside_duckdb(
     *,
     limits: ContainerLimits | None = None,
     physical_memory: int | None = None,
+    beside: int = 0,
 ) -> int:
-    """Bytes the run has beside what is in use now, DuckDB's memory_limit and what DuckDB
-    holds outside it: where dbt's own Python and anything else running beside DuckDB
-    must fit. Read from this process's cgroup like the settings were."""
+    """Bytes the run has beside what is in use now, DuckDB's memory_limit, what DuckDB
+    holds outside it and `beside` (dbt's process, as the settings were derived with):
+    where anything else running beside DuckDB must fit. Read from this process's cgroup
+    like the settings were."""
     limits = limits if limits is not None else read_container_limits()
     if limits.memory is not None:
         total = int(limits.memory.value) - int(limits.memory.in_use or 0)
     else:
         total = min(memory_bytes(profile.limits.memory), physical_memory or _physical_memory())
-    return total - DUCKDB_OWN_MEMORY - _memory_limit_bytes(settings)
+    return total - DUCKDB_OWN_MEMORY - _memory_limit_bytes(settings) - beside
+
+
+def small_memory_limit_warning(
+    profile_name: str,
+    profile: ResourceProfile,
+    settings: DuckDBSettings,
+    *,
+    limits: ContainerLimits | None = None,
+    beside: int = 0,
+) -> str | None:
+    """What to tell a run whose DuckDB gets less than DUCKDB_SMALLEST_MEMORY_LIMIT: the
+    profile, what it leaves DuckDB and why, and the setting that would give DuckDB that
+    much (derived as the settings were, from this process's cgroup unless `limits` is
+    given). None when DuckDB has enough."""
+    memory = _memory_limit_bytes(settings)
+    if memory >= DUCKDB_SMALLEST_MEMORY_LIMIT:
+        return None
+    said = (f"profile {profile_name!r} (limits.memory {profile.limits.memory}) leaves DuckDB "
+            f"a memory_limit of {settings.memory_limit} ({settings.memory_limit_source}); "
+            f"DuckDB needs about {_mib(DUCKDB_SMALLEST_MEMORY_LIMIT)}, so a model over more "
+            f"data than that may stop with DuckDB's out-of-memory error")
+    if profile.duckdb.memory_limit is not None:
+        return f"{said}: raise the profile's duckdb.memoryLimit"
+    limits = limits if limits is not None else read_container_limits()
+    held = beside
+    if limits.memory is not None:
+        held += int(limits.memory.in_use or 0) + DUCKDB_OWN_MEMORY
+    fraction = profile.duckdb.memory_limit_fraction or DEFAULT_MEMORY_FRACTION
+    step = 128 * _MiB
+    needed = math.ceil((held + DUCKDB_SMALLEST_MEMORY_LIMIT / fraction) / step) * step
+    return f"{said}: give the profile limits.memory {needed // _MiB}Mi or more"
 
 
 def _memory_limit_bytes(settings: DuckDBSettings) -> int:
@@ -210,24 +261,37 @@ def _memory_limit_bytes(settings: DuckDBSettings) -> int:
     return int(memory_bytes(settings.memory_limit.removesuffix("B")))
 
 
-def _budget(profile: ResourceProfile, limits: ContainerLimits, physical_memory: int | None):
+def _budget(profile: ResourceProfile, limits: ContainerLimits, physical_memory: int | None,
+            beside: int):
     """The memory DuckDB's share is taken from, and where that figure comes from."""
     if limits.memory is not None:
-        # What other processes of the pod hold already (the run worker) is not DuckDB's.
+        dbt = f" and {_mib(beside)} for dbt's process" if beside else ""
+        # What other processes of the pod hold already (the run worker) is not DuckDB's,
+        # nor what dbt's process will hold beside it.
         in_use = int(limits.memory.in_use or 0)
         # Never below an eighth of the limit: DuckDB then spills early rather than fails.
         budget = max(
-            int(limits.memory.value) - in_use - DUCKDB_OWN_MEMORY,
+            int(limits.memory.value) - in_use - DUCKDB_OWN_MEMORY - beside,
             int(limits.memory.value) // 8,
         )
         return budget, (
-            f"cgroup {limits.memory.source} less {_mib(in_use)} in use and "
-            f"{_mib(DUCKDB_OWN_MEMORY)} for DuckDB itself"
+            f"cgroup {limits.memory.source} less {_mib(in_use)} in use, "
+            f"{_mib(DUCKDB_OWN_MEMORY)} for DuckDB itself{dbt}"
         )
     # No container limit (one machine, no cgroup): the profile's limit is what the
-    # platform engineer meant the run to use, if the machine has that much.
-    budget = min(memory_bytes(profile.limits.memory), physical_memory or _physical_memory())
-    return budget, "profile limits.memory (no cgroup memory limit)"
+    # platform engineer meant the run to use, if the machine has that much; dbt's process
+    # is part of the run.
+    total = min(memory_bytes(profile.limits.memory), physical_memory or _physical_memory())
+    budget = max(total - beside, total // 8)
+    dbt = f" less {_mib(beside)} for dbt's process" if beside else ""
+    return budget, f"profile limits.memory (no cgroup memory limit){dbt}"
+
+
+def dbt_process_memory(manifest_nodes: int, built_nodes: int) -> int:
+    """What dbt's own process holds beside DuckDB in a build of `built_nodes` nodes of a
+    manifest of `manifest_nodes` (measured: DBT_PROCESS_BASE)."""
+    return (DBT_PROCESS_BASE + manifest_nodes * DBT_PROCESS_PER_MANIFEST_NODE
+            + built_nodes * DBT_PROCESS_PER_BUILT_NODE)
 
 
 def default_spill_dir(platform: Platform | None = None) -> Path:

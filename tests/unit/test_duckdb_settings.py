@@ -16,8 +16,10 @@ from lakeport.duckdb_settings import (
     MULTI_THREAD_MEMORY_FRACTION,
     DuckDBSettings,
     connect,
+    dbt_process_memory,
     derive_duckdb_settings,
     room_beside_duckdb,
+    small_memory_limit_warning,
 )
 from lakeport.quantities import memory_bytes
 
@@ -355,21 +357,80 @@ def test_invalid_memory_setting_is_rejected_by_duckdb():
             connection.execute("SET memory_limit = '123 bananas'")
 
 
+def test_dbt_process_is_reserved_beside_duckdb(tmp_path):
+    # A 1 GiB pod whose run worker holds 250 MiB, building 600 nodes of a 600-node manifest
+    # (bench/orchestration_overhead.py's 200 models): dbt's process, measured at 188-192
+    # MiB there with DuckDB's library (32 MiB, counted in DUCKDB_OWN_MEMORY), is taken
+    # from DuckDB's budget before its share is.
+    dbt = dbt_process_memory(600, 600)
+    assert 180 * MiB <= dbt + 32 * MiB <= 200 * MiB
+    assert dbt_process_memory(3000, 3) < dbt_process_memory(3000, 3000)
+    limits = ContainerLimits(Limit(GiB, "m", in_use=250 * MiB), Limit(2, "c"))
+    alone = derive_duckdb_settings(profile(), limits=limits, spill_dir=tmp_path)
+    settings = derive_duckdb_settings(profile(), limits=limits, spill_dir=tmp_path, beside=dbt)
+    budget = GiB - 250 * MiB - DUCKDB_OWN_MEMORY - dbt
+    fraction = (DEFAULT_MEMORY_FRACTION if budget * DEFAULT_MEMORY_FRACTION
+                <= MAX_MEMORY_PER_THREAD else MULTI_THREAD_MEMORY_FRACTION)
+    assert settings.memory_limit == f"{int(budget * fraction) // MiB}MiB"
+    assert memory_bytes(settings.memory_limit[:-1]) < memory_bytes(alone.memory_limit[:-1])
+    assert f"and {dbt // MiB}MiB for dbt's process" in settings.memory_limit_source
+    # Without a cgroup, from the profile's limit.
+    settings = derive_duckdb_settings(profile(memory="2Gi"), limits=ContainerLimits(None, None),
+                                      spill_dir=tmp_path, physical_memory=64 * GiB, beside=dbt)
+    assert settings.memory_limit == (
+        f"{int((2 * GiB - dbt) * MULTI_THREAD_MEMORY_FRACTION) // MiB}MiB")
+    assert f"less {dbt // MiB}MiB for dbt's process" in settings.memory_limit_source
+
+
+def _pod(memory_mib: int):
+    """A profile whose requests and limits are both `memory_mib`."""
+    return parse_platform(
+        f"resourceProfiles: {{transform: {{requests: {{cpu: 500m, memory: {memory_mib}Mi}}, "
+        f"limits: {{cpu: '2', memory: {memory_mib}Mi}}}}}}").profile("transform")
+
+
+def test_a_pod_too_small_for_duckdb_beside_dbt_is_warned_about(tmp_path):
+    dbt = dbt_process_memory(600, 600)
+
+    def warning(memory_mib: int) -> str | None:
+        limits = ContainerLimits(Limit(memory_mib * MiB, "m", in_use=250 * MiB), Limit(2, "c"))
+        settings = derive_duckdb_settings(_pod(memory_mib), limits=limits, spill_dir=tmp_path,
+                                          beside=dbt)
+        said = small_memory_limit_warning("transform", _pod(memory_mib), settings,
+                                          limits=limits, beside=dbt)
+        assert said is None or f"memory_limit of {settings.memory_limit}" in said
+        return said
+
+    said = warning(512)
+    assert said is not None
+    assert "profile 'transform' (limits.memory 512Mi)" in said
+    assert "for dbt's process" in said
+    # The limit it names gives DuckDB what it needs; 2 GiB is plenty.
+    needed = int(said.rsplit("limits.memory ", 1)[1].split("Mi")[0])
+    assert needed > 512
+    assert warning(needed) is None
+    assert warning(2048) is None
+
+
 def test_room_beside_duckdb_decides_where_tables_are_copied_while_dbt_runs(tmp_path):
-    # What a pod has beside the run worker, DuckDB's memory_limit and DuckDB's own memory:
-    # where dbt's process (and, while dbt runs, the copies' writers) must fit.
+    # What a pod has beside the run worker, DuckDB's memory_limit, DuckDB's own memory and
+    # dbt's process: where the copies' writers must fit while dbt runs.
+    dbt = dbt_process_memory(600, 600)
+
     def room(limit: int, in_use: int) -> int:
         limits = ContainerLimits(Limit(limit, "m", in_use=in_use), Limit(2, "c"))
-        settings = derive_duckdb_settings(profile(), limits=limits, spill_dir=tmp_path)
+        settings = derive_duckdb_settings(profile(), limits=limits, spill_dir=tmp_path,
+                                          beside=dbt)
         duckdb_limit = memory_bytes(settings.memory_limit.removesuffix("B"))
-        assert room_beside_duckdb(profile(), settings, limits=limits) == (
-            limit - in_use - DUCKDB_OWN_MEMORY - duckdb_limit)
-        return room_beside_duckdb(profile(), settings, limits=limits)
+        assert room_beside_duckdb(profile(), settings, limits=limits, beside=dbt) == (
+            limit - in_use - DUCKDB_OWN_MEMORY - duckdb_limit - dbt)
+        return room_beside_duckdb(profile(), settings, limits=limits, beside=dbt)
 
-    # The pods the memory benchmark measured without copies keep writing after dbt ...
-    assert room(512 * MiB, 250 * MiB) < room(GiB, 250 * MiB) < COPY_ROOM_NEEDED
-    # ... and larger ones copy (the derivation leaves 35% of 2 GiB beside DuckDB).
-    assert COPY_ROOM_NEEDED <= room(2 * GiB, 250 * MiB) < room(4 * GiB, 250 * MiB)
+    # A 512 MiB pod keeps writing after dbt ...
+    assert room(512 * MiB, 250 * MiB) < COPY_ROOM_NEEDED
+    # ... and pods of 1 GiB and more copy.
+    assert COPY_ROOM_NEEDED <= room(GiB, 250 * MiB) < room(2 * GiB, 250 * MiB) < room(
+        4 * GiB, 250 * MiB)
     # An explicit memory_limit that leaves no room says so.
     limits = ContainerLimits(Limit(2 * GiB, "m", in_use=250 * MiB), None)
     explicit = profile("duckdb: {memoryLimit: 1700Mi}")
