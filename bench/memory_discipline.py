@@ -2,7 +2,7 @@
 at pod limits from 512 MiB to 4 GiB.
 
 Each run is a child process inside a real cgroup with that memory limit (the kernel
-mechanism behind a pod's `limits.memory`), running one of two workloads:
+mechanism behind a pod's `limits.memory`), running one of these workloads:
 
 - generated: a hash join of two generated tables, a high-cardinality GROUP BY with string
   aggregates and an ORDER BY, written to Parquet; every byte it holds is the join's build
@@ -17,6 +17,14 @@ each two ways:
   profile of that pod size (limits.memory = the cgroup limit, spillVolumeSize
   SPILL_VOLUME_PER_LIMIT times it), read from the child's own cgroup as in a run pod;
 - defaults: DuckDB as it configures itself (80% of the host's RAM, every core).
+
+A third workload runs with lakeport only (`--workloads generated,catalog,dbt_run`):
+
+- dbt_run: the catalog workload as a run pod runs it. The child is the run worker: Dagster
+  executes lakeport's dbt op on a one-model dbt project (the mart, its inputs as dbt
+  sources), which fills the scratch from the catalog, derives DuckDB's settings, starts
+  dbt's own process to build the mart, and writes it back. Dagster, dbt and DuckDB share
+  the cgroup as they share a pod.
 
 A lakeport run builds its model again at a smaller memory_limit when DuckDB's own
 out-of-memory error stops it, as lakeport's dbt op does

@@ -84,6 +84,10 @@ DUCKDB_OWN_MEMORY = 104 << 20
 # SQL) until it exits: 124 MiB + 23 KiB a manifest node + 84 KiB a node built fits all
 # four within 3%. Of the 124, DuckDB's library (32 MiB) is in DUCKDB_OWN_MEMORY already.
 DBT_PROCESS_BASE = 96 << 20
+# ... and the run worker grows by this after the settings are derived, opening DuckDB to
+# fill the scratch before dbt starts: 178 -> 210 MiB in bench/memory_discipline.py's
+# dbt_run workload at 512 MiB, sampled per process from /proc (2026-12-07).
+RUN_WORKER_DUCKDB_MEMORY = 32 << 20
 DBT_PROCESS_PER_MANIFEST_NODE = 24 << 10
 DBT_PROCESS_PER_BUILT_NODE = 84 << 10
 # Below this memory_limit a run is warned (dbt_assets): DuckDB documents 125 MB per thread
@@ -265,7 +269,7 @@ def _budget(profile: ResourceProfile, limits: ContainerLimits, physical_memory: 
             beside: int):
     """The memory DuckDB's share is taken from, and where that figure comes from."""
     if limits.memory is not None:
-        dbt = f" and {_mib(beside)} for dbt's process" if beside else ""
+        dbt = f" and {_mib(beside)} for dbt's process and the worker's DuckDB" if beside else ""
         # What other processes of the pod hold already (the run worker) is not DuckDB's,
         # nor what dbt's process will hold beside it.
         in_use = int(limits.memory.in_use or 0)
@@ -283,15 +287,16 @@ def _budget(profile: ResourceProfile, limits: ContainerLimits, physical_memory: 
     # is part of the run.
     total = min(memory_bytes(profile.limits.memory), physical_memory or _physical_memory())
     budget = max(total - beside, total // 8)
-    dbt = f" less {_mib(beside)} for dbt's process" if beside else ""
+    dbt = f" less {_mib(beside)} for dbt's process and the worker's DuckDB" if beside else ""
     return budget, f"profile limits.memory (no cgroup memory limit){dbt}"
 
 
 def dbt_process_memory(manifest_nodes: int, built_nodes: int) -> int:
-    """What dbt's own process holds beside DuckDB in a build of `built_nodes` nodes of a
-    manifest of `manifest_nodes` (measured: DBT_PROCESS_BASE)."""
+    """What a dbt op adds beside DuckDB after it derives the settings: dbt's own process,
+    in a build of `built_nodes` nodes of a manifest of `manifest_nodes`, and the run
+    worker's own DuckDB (measured: DBT_PROCESS_BASE, RUN_WORKER_DUCKDB_MEMORY)."""
     return (DBT_PROCESS_BASE + manifest_nodes * DBT_PROCESS_PER_MANIFEST_NODE
-            + built_nodes * DBT_PROCESS_PER_BUILT_NODE)
+            + built_nodes * DBT_PROCESS_PER_BUILT_NODE + RUN_WORKER_DUCKDB_MEMORY)
 
 
 def default_spill_dir(platform: Platform | None = None) -> Path:

@@ -45,16 +45,18 @@ def test_memory_discipline_smoke(tmp_path):
     limit_mib = 768
     # 0.75x the limit is more than DuckDB's derived memory_limit (0.8 x the limit less the
     # child's own Python): it must spill. Both workloads: generated inputs, and inputs
-    # read from an Iceberg catalog on a real S3 endpoint with the mart published back.
+    # read from an Iceberg catalog on a real S3 endpoint with the mart published back, and
+    # the same mart built by lakeport's dbt op in a real Dagster run that starts dbt.
     assert memory_discipline.main([
         "--sizes", str(limit_mib), "--factors", "0.75", "--catalog-factors", "0.75",
-        "--configs", "lakeport", "--output", str(output),
+        "--configs", "lakeport", "--workloads", "generated,catalog,dbt_run",
+        "--output", str(output),
     ]) == 0
     document = _load(output)
     assert document["benchmark"] == "memory_discipline"
     assert document["parameters"]["profile"]["limits_memory"] == f"{limit_mib}Mi"
     runs = {run["workload"]: run for run in document["runs"]}
-    assert sorted(runs) == ["catalog", "generated"]
+    assert sorted(runs) == ["catalog", "dbt_run", "generated"]
     for workload, run in runs.items():
         assert run["config"] == "lakeport"
         assert run["outcome"] == "ok", (workload, run)
@@ -68,7 +70,12 @@ def test_memory_discipline_smoke(tmp_path):
         assert "cgroup" in derived["duckdb/memory_limit_source"], derived
         derived_mib = int(derived["duckdb/memory_limit"].removesuffix("MiB"))
         assert 0 < derived_mib <= limit_mib * DEFAULT_MEMORY_FRACTION
-        assert run["duckdb_settings"]["memory_limit"] == f"{derived_mib:.1f} MiB"
+        if workload == "dbt_run":
+            # Derived by the op, which left room for the dbt process it then started.
+            assert "for dbt's process" in derived["duckdb/memory_limit_source"], derived
+            assert run["duckdb_settings"]["memory_limit"] == f"{derived_mib}MiB"
+        else:
+            assert run["duckdb_settings"]["memory_limit"] == f"{derived_mib:.1f} MiB"
         assert run["spill_peak_bytes"] > 0, workload
         assert 0 < run["kernel_peak_bytes"] <= limit_mib * MiB
         assert 0 < run["anon_peak_bytes"] <= limit_mib * MiB
