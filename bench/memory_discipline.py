@@ -558,9 +558,10 @@ def _measure(run: Run, cgroup, workdir: Path, platform_file: Path | None) -> Non
     else:
         run.outcome = "error"
         lines = stderr.strip().splitlines() or [f"exit code {process.returncode}"]
-        # The exception line says what went wrong; DuckDB appends a hint after it.
-        run.error = next((line for line in lines if "Error" in line or "Exception" in line),
-                         lines[-1])
+        # The exception line says what went wrong; DuckDB appends a hint after it. A dbt
+        # run's failure quotes dbt's log, DuckDB's own error in it.
+        run.error = next((line for line in lines if "Out of Memory Error" in line), None) or next(
+            (line for line in lines if "Error" in line or "Exception" in line), lines[-1])
 
 
 def _allocated_bytes(directory: Path) -> int:
