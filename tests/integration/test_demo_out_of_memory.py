@@ -134,3 +134,11 @@ where g.greedy > 0
         assert f"memory_limit {limits[-1]}" in message
         assert "Raise resourceProfiles.large.limits.memory" in message
         assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+        # 100 MiB is under what DuckDB needs: the run was told so before dbt started,
+        # naming the profile and the setting to raise.
+        small = [e.user_message for e in instance.all_logs(result.run_id)
+                 if e.level == logging.WARNING and "leaves DuckDB a memory_limit of 100MiB"
+                 in (e.user_message or "")]
+        assert small, "no warning about the small memory_limit"
+        assert all("profile 'large'" in m and "raise the profile's duckdb.memoryLimit" in m
+                   for m in small), small
