@@ -129,8 +129,8 @@ COPY_MAX_CELLS = SMALL_TABLE_CELLS // 10
 # bench/orchestration_overhead.py's 200-model run (2026-12-07): the writers took the run
 # worker from 208 to about 300 MiB (pyarrow's S3 client and pyiceberg set up, one malloc
 # arena per writer thread); without the copies that growth comes after dbt has exited.
-# This takes pods of about 1 GiB and more; smaller ones write every table after dbt, as
-# the memory benchmark measured them (bench/memory_discipline.py).
+# The room does not count what DuckDB's extra threads may hold outside its pool, so this
+# takes pods of about 2 GiB and more; smaller ones write every table after dbt.
 COPY_ROOM_NEEDED = 128 << 20
 # The DuckDB each copy writer reads its copies with: one thread, and a memory_limit that
 # bounds it should a copy be far wider than its cell count says.

@@ -217,14 +217,21 @@ def room_beside_duckdb(
 ) -> int:
     """Bytes the run has beside what is in use now, DuckDB's memory_limit, what DuckDB
     holds outside it and `beside` (dbt's process, as the settings were derived with):
-    where anything else running beside DuckDB must fit. Read from this process's cgroup
-    like the settings were."""
+    where anything else running beside DuckDB must fit. DuckDB on more than one thread
+    holds more outside its pool as it spills, so the share the derivation leaves for that
+    (the difference between DEFAULT_ and MULTI_THREAD_MEMORY_FRACTION) is not counted.
+    Read from this process's cgroup like the settings were."""
     limits = limits if limits is not None else read_container_limits()
     if limits.memory is not None:
         total = int(limits.memory.value) - int(limits.memory.in_use or 0)
     else:
         total = min(memory_bytes(profile.limits.memory), physical_memory or _physical_memory())
-    return total - DUCKDB_OWN_MEMORY - _memory_limit_bytes(settings) - beside
+    memory = _memory_limit_bytes(settings)
+    threads_share = 0
+    if settings.threads > 1:
+        threads_share = int(memory / MULTI_THREAD_MEMORY_FRACTION
+                            * (DEFAULT_MEMORY_FRACTION - MULTI_THREAD_MEMORY_FRACTION))
+    return total - DUCKDB_OWN_MEMORY - memory - beside - threads_share
 
 
 def small_memory_limit_warning(

@@ -424,15 +424,20 @@ def test_room_beside_duckdb_decides_where_tables_are_copied_while_dbt_runs(tmp_p
         settings = derive_duckdb_settings(profile(), limits=limits, spill_dir=tmp_path,
                                           beside=dbt)
         duckdb_limit = memory_bytes(settings.memory_limit.removesuffix("B"))
+        # More than one thread: what the derivation left them outside the pool is theirs.
+        threads_share = 0 if settings.threads == 1 else int(
+            duckdb_limit / MULTI_THREAD_MEMORY_FRACTION
+            * (DEFAULT_MEMORY_FRACTION - MULTI_THREAD_MEMORY_FRACTION))
         assert room_beside_duckdb(profile(), settings, limits=limits, beside=dbt) == (
-            limit - in_use - DUCKDB_OWN_MEMORY - duckdb_limit - dbt)
+            limit - in_use - DUCKDB_OWN_MEMORY - duckdb_limit - dbt - threads_share)
         return room_beside_duckdb(profile(), settings, limits=limits, beside=dbt)
 
-    # A 512 MiB pod keeps writing after dbt ...
+    # A 512 MiB pod keeps writing after dbt; so does a 1 GiB pod whose DuckDB runs two
+    # threads (what is left beside its memory_limit is the second thread's) ...
     assert room(512 * MiB, 250 * MiB) < COPY_ROOM_NEEDED
-    # ... and pods of 1 GiB and more copy.
-    assert COPY_ROOM_NEEDED <= room(GiB, 250 * MiB) < room(2 * GiB, 250 * MiB) < room(
-        4 * GiB, 250 * MiB)
+    assert room(GiB, 150 * MiB) < COPY_ROOM_NEEDED
+    # ... and pods of 2 GiB and more copy.
+    assert COPY_ROOM_NEEDED <= room(2 * GiB, 250 * MiB) < room(4 * GiB, 250 * MiB)
     # An explicit memory_limit that leaves no room says so.
     limits = ContainerLimits(Limit(2 * GiB, "m", in_use=250 * MiB), None)
     explicit = profile("duckdb: {memoryLimit: 1700Mi}")
@@ -441,7 +446,11 @@ def test_room_beside_duckdb_decides_where_tables_are_copied_while_dbt_runs(tmp_p
     # Without a cgroup limit, the profile's limits.memory bounded by the machine.
     settings = derive_duckdb_settings(profile(memory="4Gi"), limits=ContainerLimits(None, None),
                                       spill_dir=tmp_path, physical_memory=64 * GiB)
+    memory = memory_bytes(settings.memory_limit.removesuffix("B"))
+    assert settings.threads > 1
     assert room_beside_duckdb(
         profile(memory="4Gi"), settings, limits=ContainerLimits(None, None),
         physical_memory=64 * GiB,
-    ) == 4 * GiB - DUCKDB_OWN_MEMORY - memory_bytes(settings.memory_limit.removesuffix("B"))
+    ) == 4 * GiB - DUCKDB_OWN_MEMORY - memory - int(
+        memory / MULTI_THREAD_MEMORY_FRACTION
+        * (DEFAULT_MEMORY_FRACTION - MULTI_THREAD_MEMORY_FRACTION))
