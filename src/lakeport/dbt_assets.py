@@ -60,7 +60,7 @@ from lakeport.duckdb_settings import (
     RUN_SCRATCH_ENV,
     SETTINGS_ENV,
     connect,
-    dbt_process_memory,
+    dbt_build_memory,
     default_spill_dir,
     derive_duckdb_settings,
     memory_limit_attempts,
@@ -299,8 +299,9 @@ class _DbtBuild:
         profile = platform.profile(profile_name)
         selected = self._selected_unique_ids(context)
         plan = plan_scratch(self.manifest, selected, self.partitioned)
-        # dbt's process starts after the settings are derived, in the same pod limit.
-        dbt_memory = dbt_process_memory(
+        # dbt's process starts after the settings are derived, in the same pod limit, and
+        # this process opens DuckDB to fill the scratch first.
+        dbt_memory = dbt_build_memory(
             len(self.manifest["nodes"]),
             _nodes_built(self.manifest, [*selected, *plan.views_to_build]),
         )

@@ -75,7 +75,7 @@ MIN_MEMORY_PER_THREAD = 256 << 20
 # completed at 282): README, Benchmarks, holds the measured cliffs.
 DUCKDB_OWN_MEMORY = 104 << 20
 # dbt's own process, which a dbt op starts after it has derived the settings, holds this
-# beside DuckDB (dbt_process_memory). Measured: peak anonymous memory of `dbt build`
+# beside DuckDB (dbt_build_memory). Measured: peak anonymous memory of `dbt build`
 # (dbt-core 1.11.16, dbt-duckdb 1.11.1, lakeport's target and plugin, memory_limit 64 MiB)
 # sampled every 20 ms, on bench/dbt_project_gen.py's projects, 2026-12-07: 127 MiB building
 # all 30 nodes of a 10-model project, 188-192 MiB all 600 of 200 models, 432-437 MiB all
@@ -84,12 +84,12 @@ DUCKDB_OWN_MEMORY = 104 << 20
 # SQL) until it exits: 124 MiB + 23 KiB a manifest node + 84 KiB a node built fits all
 # four within 3%. Of the 124, DuckDB's library (32 MiB) is in DUCKDB_OWN_MEMORY already.
 DBT_PROCESS_BASE = 96 << 20
+DBT_PROCESS_PER_MANIFEST_NODE = 24 << 10
+DBT_PROCESS_PER_BUILT_NODE = 84 << 10
 # ... and the run worker grows by this after the settings are derived, opening DuckDB to
 # fill the scratch before dbt starts: 178 -> 210 MiB in bench/memory_discipline.py's
 # dbt_run workload at 512 MiB, sampled per process from /proc (2026-12-07).
 RUN_WORKER_DUCKDB_MEMORY = 32 << 20
-DBT_PROCESS_PER_MANIFEST_NODE = 24 << 10
-DBT_PROCESS_PER_BUILT_NODE = 84 << 10
 # Below this memory_limit a run is warned (dbt_assets): DuckDB documents 125 MB per thread
 # as what it needs, and a query over more data than it holds may stop with its own
 # out-of-memory error.
@@ -126,7 +126,7 @@ def derive_duckdb_settings(
 ) -> DuckDBSettings:
     """Settings for a process running under `profile`, inside the cgroup limits given
     (default: read from this process's own cgroup). `beside`: bytes that processes started
-    after this (dbt's own, dbt_process_memory) will hold beside DuckDB."""
+    after this (dbt_build_memory) will hold beside DuckDB."""
     limits = limits if limits is not None else read_container_limits()
     overrides = profile.duckdb
     available_cpus = available_cpus or len(os.sched_getaffinity(0))
@@ -298,7 +298,7 @@ def _budget(profile: ResourceProfile, limits: ContainerLimits, physical_memory: 
     return budget, f"profile limits.memory (no cgroup memory limit){dbt}"
 
 
-def dbt_process_memory(manifest_nodes: int, built_nodes: int) -> int:
+def dbt_build_memory(manifest_nodes: int, built_nodes: int) -> int:
     """What a dbt op adds beside DuckDB after it derives the settings: dbt's own process,
     in a build of `built_nodes` nodes of a manifest of `manifest_nodes`, and the run
     worker's own DuckDB (measured: DBT_PROCESS_BASE, RUN_WORKER_DUCKDB_MEMORY)."""

@@ -17,7 +17,7 @@ from lakeport.duckdb_settings import (
     RUN_WORKER_DUCKDB_MEMORY,
     DuckDBSettings,
     connect,
-    dbt_process_memory,
+    dbt_build_memory,
     derive_duckdb_settings,
     room_beside_duckdb,
     small_memory_limit_warning,
@@ -364,9 +364,9 @@ def test_dbt_process_is_reserved_beside_duckdb(tmp_path):
     # MiB there with DuckDB's library (32 MiB, counted in DUCKDB_OWN_MEMORY), and the run
     # worker's own DuckDB (RUN_WORKER_DUCKDB_MEMORY) are taken from DuckDB's budget before
     # its share is.
-    dbt = dbt_process_memory(600, 600)
+    dbt = dbt_build_memory(600, 600)
     assert 180 * MiB <= dbt + 32 * MiB - RUN_WORKER_DUCKDB_MEMORY <= 200 * MiB
-    assert dbt_process_memory(3000, 3) < dbt_process_memory(3000, 3000)
+    assert dbt_build_memory(3000, 3) < dbt_build_memory(3000, 3000)
     limits = ContainerLimits(Limit(GiB, "m", in_use=250 * MiB), Limit(2, "c"))
     alone = derive_duckdb_settings(profile(), limits=limits, spill_dir=tmp_path)
     settings = derive_duckdb_settings(profile(), limits=limits, spill_dir=tmp_path, beside=dbt)
@@ -392,7 +392,7 @@ def _pod(memory_mib: int):
 
 
 def test_a_pod_too_small_for_duckdb_beside_dbt_is_warned_about(tmp_path):
-    dbt = dbt_process_memory(600, 600)
+    dbt = dbt_build_memory(600, 600)
 
     def warning(memory_mib: int) -> str | None:
         limits = ContainerLimits(Limit(memory_mib * MiB, "m", in_use=250 * MiB), Limit(2, "c"))
@@ -417,7 +417,7 @@ def test_a_pod_too_small_for_duckdb_beside_dbt_is_warned_about(tmp_path):
 def test_room_beside_duckdb_decides_where_tables_are_copied_while_dbt_runs(tmp_path):
     # What a pod has beside the run worker, DuckDB's memory_limit, DuckDB's own memory and
     # dbt's process: where the copies' writers must fit while dbt runs.
-    dbt = dbt_process_memory(600, 600)
+    dbt = dbt_build_memory(600, 600)
 
     def room(limit: int, in_use: int) -> int:
         limits = ContainerLimits(Limit(limit, "m", in_use=in_use), Limit(2, "c"))
