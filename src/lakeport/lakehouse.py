@@ -99,13 +99,6 @@ def build_lakehouse_definitions(
     return dg.Definitions(
         assets=assets,
         jobs=[job],
-        # Every step of a run in the run worker's own process, one after another. Dagster's
-        # default (multi_or_in_process_executor, dagster/_core/definitions/job_definition.py
-        # DEFAULT_EXECUTOR_DEF at 1.13.27) spawns a process per step: a second Python that
-        # imports Dagster and loads this code location again (~160 MiB anonymous, seconds
-        # of CPU) inside the same pod limit, and steps side by side that each fit DuckDB to
-        # what the pod has left as if alone (lakeport.duckdb_settings).
-        executor=dg.in_process_executor,
         schedules=[schedule],
         sensors=[*automation_sensors(platform, asset_profiles), run_failure_webhook],
         resources={

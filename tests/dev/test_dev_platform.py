@@ -174,27 +174,6 @@ def test_duckdb_in_the_run_is_held_to_the_run_cgroup(
         assert all("profile limits.memory" in source for source in sources), sources
 
 
-def test_every_step_runs_in_the_run_worker_process(
-    platform_process, effective_platform, demo_run
-):
-    """The run's steps (the bronze assets, both dbt ops) run in the worker the launcher
-    started, inside its cgroup, not in a process spawned per step beside it."""
-    with _postgres(platform_process, effective_platform) as conn:
-        events = [deserialize_value(row[0], EventLogEntry) for row in conn.execute(
-            "SELECT event FROM event_logs WHERE run_id = %s AND dagster_event_type IN "
-            "(%s, %s)", (demo_run, DagsterEventType.RUN_START.value,
-                         DagsterEventType.STEP_START.value),
-        )]
-        tags = dict(conn.execute("SELECT key, value FROM run_tags WHERE run_id = %s",
-                                 (demo_run,)).fetchall())
-    [run_start] = [e for e in events if e.dagster_event.event_type == DagsterEventType.RUN_START]
-    steps = [e for e in events if e.dagster_event.event_type == DagsterEventType.STEP_START]
-    assert len(steps) >= 3, [e.step_key for e in steps]
-    assert run_start.dagster_event.pid == int(tags[WORKER_PID_TAG])
-    assert {e.step_key: e.dagster_event.pid for e in steps} == {
-        e.step_key: run_start.dagster_event.pid for e in steps}
-
-
 def _launcher_message(platform_process, run_id) -> str:
     """The engine event LocalRunLauncher wrote when it started the run's worker."""
     query = """query Events($runId: ID!) { logsForRun(runId: $runId) {
