@@ -21,10 +21,11 @@ each two ways:
 A third workload runs with lakeport only (`--workloads generated,catalog,dbt_run`):
 
 - dbt_run: the catalog workload as a run pod runs it. The child is the run worker: Dagster
-  executes lakeport's dbt op on a one-model dbt project (the mart, its inputs as dbt
-  sources), which fills the scratch from the catalog, derives DuckDB's settings, starts
-  dbt's own process to build the mart, and writes it back. Dagster, dbt and DuckDB share
-  the cgroup as they share a pod.
+  executes lakeport's job of a one-model dbt project (the mart, its inputs as dbt sources)
+  with its default executor, which starts a process for the step; there lakeport's dbt op
+  fills the scratch from the catalog, derives DuckDB's settings, starts dbt's own process
+  to build the mart, and writes it back. Dagster's processes, dbt and DuckDB share the
+  cgroup as they share a pod.
 
 A lakeport run builds its model again at a smaller memory_limit when DuckDB's own
 out-of-memory error stops it, as lakeport's dbt op does
@@ -258,27 +259,49 @@ def _catalog_mart(connection, platform_file: Path, attempts: list) -> tuple[int,
     ).fetchone()
 
 
+# Where the dbt_run job finds its project and platform in every process Dagster starts
+# for it (the executor re-imports the job through `reconstructable`).
+DBT_RUN_PROJECT_ENV = "LAKEPORT_BENCH_DBT_RUN_PROJECT"
+DBT_RUN_PLATFORM_ENV = "LAKEPORT_BENCH_DBT_RUN_PLATFORM"
+
+
+def dbt_run_job():
+    """The dbt_run workload's job: lakeport's definitions of its one-model project."""
+    from lakeport.config import load_platform
+    from lakeport.lakehouse import build_lakehouse_definitions
+
+    platform = load_platform(os.environ[DBT_RUN_PLATFORM_ENV])
+    return build_lakehouse_definitions(
+        os.environ[DBT_RUN_PROJECT_ENV], platform, partitions_start_date="2025-01-01"
+    ).resolve_job_def("lakehouse_job")
+
+
 def _dbt_run(workdir: Path, platform_file: Path) -> int:
-    """The catalog workload as a run pod does it: in this process (the run worker) Dagster
-    executes lakeport's dbt op, which fills the run's scratch from the catalog, starts
-    dbt's own process to build the mart, and writes the mart to the catalog. Dagster, dbt
-    and DuckDB share the cgroup as they share a pod; the op derives DuckDB's settings."""
+    """The catalog workload as a run pod does it. This process is the run worker
+    (`dagster api execute_run`'s part): it executes the job with the job's own executor,
+    Dagster's default, which starts a process for the step; there lakeport's dbt op fills
+    the run's scratch from the catalog, starts dbt's own process to build the mart, and
+    writes the mart to the catalog. All of them share the cgroup as they share a pod; the
+    op derives DuckDB's settings."""
     import dagster as dg
 
     from lakeport.catalog import load_catalog
     from lakeport.config import load_platform
     from lakeport.duckdb_settings import default_spill_dir
-    from lakeport.lakehouse import build_lakehouse_definitions
 
     platform = load_platform(platform_file)
     _say({"event": "start", "settings": {}, "derived": {},
           "temp_directory": str(default_spill_dir(platform))})
     started = time.monotonic()
-    defs = build_lakehouse_definitions(workdir / "project", platform,
-                                       partitions_start_date="2025-01-01")
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("lakehouse_job").execute_in_process(
-            instance=instance, raise_on_error=False)
+    os.environ[DBT_RUN_PROJECT_ENV] = str(workdir / "project")
+    os.environ[DBT_RUN_PLATFORM_ENV] = str(platform_file)
+    (workdir / "dagster").mkdir(exist_ok=True)
+    with dg.DagsterInstance.local_temp(str(workdir / "dagster")) as instance:
+        # Imported by name: as `python -m`, this module is __main__, which the step's
+        # process could not import the job from.
+        from bench.memory_discipline import dbt_run_job as job
+
+        result = dg.execute_job(dg.reconstructable(job), instance=instance)
         logs = [r.user_message for r in instance.all_logs(result.run_id)]
     for message in logs:
         if "DuckDB's out-of-memory error" in message or "building again" in message:
