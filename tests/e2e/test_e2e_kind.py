@@ -315,6 +315,9 @@ def test_duckdb_ran_with_the_memory_limit_derived_in_the_pod(finished_run, graph
         # worker already held when DuckDB's settings were derived is in the source text.
         in_use = re.search(r"less (\d+)MiB in use", source)
         assert in_use, f"{key}: memory_limit_source does not say what was in use: {source}"
+        # ... and what the op reserved for the dbt process it started after deriving them.
+        beside = re.search(r"and (\d+)MiB for dbt's process", source)
+        assert beside, f"{key}: memory_limit_source does not say what dbt was left: {source}"
         expected = derive_duckdb_settings(
             profile,
             limits=ContainerLimits(
@@ -326,8 +329,9 @@ def test_duckdb_ran_with_the_memory_limit_derived_in_the_pod(finished_run, graph
             ),
             spill_dir=SPILL_MOUNT_PATH,
             available_cpus=1,
+            beside=int(beside.group(1)) << 20,
         )
-        # The source rounds what was in use down to a MiB: allow that MiB, nothing more.
+        # The source rounds both down to a MiB: allow that MiB, nothing more.
         got, want = int(limits[key].removesuffix("MiB")), int(
             expected.memory_limit.removesuffix("MiB")
         )
