@@ -252,8 +252,13 @@ def _catalog_mart(connection, platform_file: Path, attempts: list) -> tuple[int,
 
     build_with_attempts(connection, attempts, build_model)
     publish(catalog, mart.identifier, query_rows(connection, f"SELECT * FROM {mart.sql}"))
-    # Read back from the catalog: the published table is the result.
-    published = catalog.load_table(mart.identifier).metadata_location.replace("'", "''")
+    return _mart_counts(connection, catalog, mart.identifier)
+
+
+def _mart_counts(connection, catalog, identifier) -> tuple[int, int]:
+    """Groups and matched orders of the mart as published: read back from the catalog,
+    since the published table is the result."""
+    published = catalog.load_table(identifier).metadata_location.replace("'", "''")
     return connection.execute(
         f"SELECT count(*), sum(orders) FROM iceberg_scan('{published}')"
     ).fetchone()
@@ -323,12 +328,10 @@ def _dbt_run(workdir: Path, platform_file: Path) -> int:
 
     from lakeport.duckdb_s3 import configure_s3
 
-    table = load_catalog(platform).load_table(metadata["iceberg/table"])
     with duckdb.connect() as connection:
         configure_s3(connection, platform)
-        location = table.metadata_location.replace("'", "''")
-        groups, matched = connection.execute(
-            f"SELECT count(*), sum(orders) FROM iceberg_scan('{location}')").fetchone()
+        groups, matched = _mart_counts(connection, load_catalog(platform),
+                                       metadata["iceberg/table"])
     _say({"event": "done", "query_seconds": time.monotonic() - started, "groups": groups,
           "matched": matched})
     return 0

@@ -275,8 +275,8 @@ def _memory_limit_bytes(settings: DuckDBSettings) -> int:
 def _budget(profile: ResourceProfile, limits: ContainerLimits, physical_memory: int | None,
             beside: int):
     """The memory DuckDB's share is taken from, and where that figure comes from."""
+    reserved = f"{_mib(beside)} for dbt's process and the worker's DuckDB" if beside else ""
     if limits.memory is not None:
-        dbt = f" and {_mib(beside)} for dbt's process and the worker's DuckDB" if beside else ""
         # What other processes of the pod hold already (the run worker) is not DuckDB's,
         # nor what dbt's process will hold beside it.
         in_use = int(limits.memory.in_use or 0)
@@ -287,15 +287,16 @@ def _budget(profile: ResourceProfile, limits: ContainerLimits, physical_memory: 
         )
         return budget, (
             f"cgroup {limits.memory.source} less {_mib(in_use)} in use, "
-            f"{_mib(DUCKDB_OWN_MEMORY)} for DuckDB itself{dbt}"
+            f"{_mib(DUCKDB_OWN_MEMORY)} for DuckDB itself"
+            + (f" and {reserved}" if reserved else "")
         )
     # No container limit (one machine, no cgroup): the profile's limit is what the
     # platform engineer meant the run to use, if the machine has that much; dbt's process
     # is part of the run.
     total = min(memory_bytes(profile.limits.memory), physical_memory or _physical_memory())
     budget = max(total - beside, total // 8)
-    dbt = f" less {_mib(beside)} for dbt's process and the worker's DuckDB" if beside else ""
-    return budget, f"profile limits.memory (no cgroup memory limit){dbt}"
+    return budget, "profile limits.memory (no cgroup memory limit)" + (
+        f" less {reserved}" if reserved else "")
 
 
 def dbt_build_memory(manifest_nodes: int, built_nodes: int) -> int:
