@@ -54,6 +54,7 @@ from packaging import version
 
 from lakeport import duckdb_errors
 from lakeport.catalog import WarehouseObjectsLostError, load_catalog
+from lakeport.cgroup_limits import read_container_limits
 from lakeport.dbt_manifest import DUCKDB_PATH_ENV, RUN_POD_DUCKDB_PATH
 from lakeport.duckdb_s3 import configure_s3
 from lakeport.duckdb_settings import (
@@ -305,10 +306,13 @@ class _DbtBuild:
             len(self.manifest["nodes"]),
             _nodes_built(self.manifest, [*selected, *plan.views_to_build]),
         )
+        # One reading of the pod's cgroup for the settings, the warning and the copy room.
+        limits = read_container_limits()
         settings = derive_duckdb_settings(
-            profile, spill_dir=default_spill_dir(platform), beside=dbt_memory)
+            profile, limits=limits, spill_dir=default_spill_dir(platform), beside=dbt_memory)
         context.log.info(f"DuckDB settings for this run: {settings.to_json()}")
-        warning = small_memory_limit_warning(profile_name, profile, settings, beside=dbt_memory)
+        warning = small_memory_limit_warning(
+            profile_name, profile, settings, limits=limits, beside=dbt_memory)
         if warning:
             context.log.warning(warning)
         days = None
@@ -335,7 +339,7 @@ class _DbtBuild:
 
         lineage = RunLineage.for_context(platform, context)
         request = None
-        room = room_beside_duckdb(profile, settings, beside=dbt_memory)
+        room = room_beside_duckdb(profile, settings, limits=limits, beside=dbt_memory)
         if room >= COPY_ROOM_NEEDED:
             request = self._copy_request(database, selected, days, bases)
         else:
