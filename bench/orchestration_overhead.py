@@ -23,6 +23,7 @@ tables in a local DuckDB file that dies with a pod.
 import argparse
 import json
 import os
+import resource
 import secrets
 import shutil
 import subprocess
@@ -95,8 +96,17 @@ def child(project_dir: Path, data_dir: Path, s3_endpoint: str) -> int:
         "events_stored": len(logs),
         "events_stored_by_kind": dict(stored_by_kind.most_common()),
         "phases": phases,
+        "cpu_seconds": {"run_worker": cpu_seconds(resource.RUSAGE_SELF),
+                        "dbt": cpu_seconds(resource.RUSAGE_CHILDREN)},
     }))
     return 0 if result.success else 1
+
+
+def cpu_seconds(who: int) -> float:
+    """User and system CPU of this process (RUSAGE_SELF) or of the children it has waited
+    for (RUSAGE_CHILDREN: in the run worker, dbt's process)."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_phases(records, started_epoch: float, executed: float) -> dict[str, float]:
@@ -138,8 +148,8 @@ def dagster_home(root: Path, server) -> Path:
     return root
 
 
-def bare_dbt(command: str, project_dir: Path, database: Path) -> float:
-    """`dbt <command>` on the bare target; returns its wall time."""
+def bare_dbt(command: str, project_dir: Path, database: Path) -> tuple[float, float]:
+    """`dbt <command>` on the bare target; returns its wall time and CPU seconds."""
     from lakeport.dbt_manifest import dbt_executable
 
     env = _env(LAKEPORT_DUCKDB_PATH=str(database))
@@ -148,20 +158,20 @@ def bare_dbt(command: str, project_dir: Path, database: Path) -> float:
     argv = [dbt_executable(), command, "--target", "bare", "--target-path", BARE_TARGET_PATH,
             "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
             "--no-send-anonymous-usage-stats"]
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), cpu_seconds(resource.RUSAGE_CHILDREN)
     result = subprocess.run(argv, cwd=project_dir, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(f"bare dbt {command} failed:\n"
                            f"{result.stdout[-4000:]}{result.stderr[-2000:]}")
-    return wall
+    return wall, cpu_seconds(resource.RUSAGE_CHILDREN) - cpu_before
 
 
 def run_bare(project_dir: Path, database: Path) -> dict:
-    wall = bare_dbt("build", project_dir, database)
+    wall, cpu = bare_dbt("build", project_dir, database)
     run_results = json.loads((project_dir / BARE_TARGET_PATH / "run_results.json").read_text())
     statuses = [r["status"] for r in run_results["results"]]
-    return {"wall_seconds": wall, "nodes": len(statuses),
+    return {"wall_seconds": wall, "cpu_seconds": {"dbt": cpu}, "nodes": len(statuses),
             "nodes_ok": sum(1 for s in statuses if s in ("success", "pass"))}
 
 

@@ -72,8 +72,12 @@ def s3_endpoint(platform: Platform) -> str | None:
 
 def s3_fileio_properties(platform: Platform) -> dict[str, str]:
     """pyiceberg FileIO properties for the warehouse bucket."""
+    from lakeport.iceberg_fileio import FILEIO_CLASS, FILEIO_PROPERTY
+
     storage = platform.object_storage
     props = {
+        # Every table's FileIO (lakeport.iceberg_fileio): small files in one S3 request.
+        FILEIO_PROPERTY: FILEIO_CLASS,
         "s3.region": storage.region,
         "s3.force-virtual-addressing": "false" if storage.path_style else "true",
     }

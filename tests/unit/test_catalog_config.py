@@ -21,6 +21,7 @@ def test_fileio_properties_follow_object_storage(monkeypatch):
         "objectStorage: {endpoint: 'http://s3.local:4566', region: eu-west-1, pathStyle: true}"
     )
     assert s3_fileio_properties(platform) == {
+        "py-io-impl": "lakeport.iceberg_fileio.SinglePutFileIO",
         "s3.endpoint": "http://s3.local:4566",
         "s3.region": "eu-west-1",
         "s3.force-virtual-addressing": "false",

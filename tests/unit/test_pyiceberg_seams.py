@@ -22,3 +22,40 @@ def test_a_create_table_transaction_still_keeps_its_fileio_on_its_staged_table()
     assert "self._table.io" in inspect.getsource(Transaction.append)
     assert list(inspect.signature(CreateTableTransaction.__init__).parameters) == [
         "self", "table"]
+
+
+def test_an_s3_fileio_of_lakeport_opens_output_streams_with_delayed_open():
+    # lakeport.iceberg_fileio overrides PyArrowFileIO._initialize_s3_fs, which pyiceberg's
+    # fs_by_scheme calls for s3 locations, and rebuilds the filesystem pyiceberg made from
+    # its pickled options (pyarrow's S3FileSystem.__reduce__).
+    from pyiceberg.io import load_file_io
+
+    from lakeport.iceberg_fileio import FILEIO_CLASS, FILEIO_PROPERTY, SinglePutFileIO
+
+    assert "self._initialize_s3_fs(netloc)" in inspect.getsource(
+        pyiceberg_arrow.PyArrowFileIO._initialize_fs
+    )
+    io = load_file_io({
+        FILEIO_PROPERTY: FILEIO_CLASS, "s3.endpoint": "http://127.0.0.1:9",
+        "s3.region": "eu-west-1", "s3.access-key-id": "an-id", "s3.secret-access-key": "a-key",
+        "s3.force-virtual-addressing": "false",
+    }, "s3://bucket/warehouse")
+    assert isinstance(io, SinglePutFileIO)
+    rebuild, (options,) = io.fs_by_scheme("s3", "bucket").__reduce__()
+    assert options["allow_delayed_open"] is True
+    # Everything pyiceberg set from the catalog's properties is kept.
+    assert (options["endpoint_override"], options["region"], options["access_key"],
+            options["force_virtual_addressing"]) == (
+        "http://127.0.0.1:9", "eu-west-1", "an-id", False)
+
+
+def test_a_filesystem_without_keys_keeps_the_default_credential_chain():
+    # A pod's own identity (IRSA, workload identity): no keys in the options, so the
+    # rebuilt filesystem must not turn them into empty keys.
+    from pyarrow.fs import S3FileSystem
+
+    from lakeport.iceberg_fileio import with_delayed_open
+
+    _, (options,) = with_delayed_open(S3FileSystem(region="us-east-1")).__reduce__()
+    assert options["access_key"] is None and options["secret_key"] is None
+    assert options["allow_delayed_open"] is True
