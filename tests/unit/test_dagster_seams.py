@@ -187,3 +187,27 @@ def test_dagster_reads_the_asset_keys_columns_through_the_method_lakeport_caches
     assert "self._has_asset_key_col_on_connection(" in inspect.getsource(
         SqlEventLogStorage.has_asset_key_col
     ), "seam changed: has_asset_key_col no longer asks _has_asset_key_col_on_connection"
+
+
+def test_dagster_dbt_still_records_each_assets_dbt_node_in_its_specs_metadata():
+    # lakeport.dbt_assets._DbtBuild._selected_unique_ids reads a selected asset's dbt node
+    # from its spec's metadata, as dagster-dbt's own selection does.
+    from dagster_dbt import DagsterDbtTranslator
+    from dagster_dbt.asset_utils import (
+        DAGSTER_DBT_UNIQUE_ID_METADATA_KEY,
+        get_dbt_resource_names_for_asset_keys,
+    )
+
+    assert "DAGSTER_DBT_UNIQUE_ID_METADATA_KEY" in inspect.getsource(
+        get_dbt_resource_names_for_asset_keys)
+    node = {
+        "unique_id": "model.shop.orders", "resource_type": "model", "name": "orders",
+        "package_name": "shop", "original_file_path": "models/orders.sql",
+        "fqn": ["shop", "orders"], "config": {}, "meta": {}, "tags": [], "depends_on": {},
+        "schema": "main", "database": "scratch", "alias": "orders", "description": "",
+        "columns": {},
+    }
+    manifest = {"nodes": {node["unique_id"]: node}, "sources": {}, "child_map": {},
+                "parent_map": {}, "metadata": {}}
+    spec = DagsterDbtTranslator().get_asset_spec(manifest, node["unique_id"], None)
+    assert spec.metadata[DAGSTER_DBT_UNIQUE_ID_METADATA_KEY] == "model.shop.orders"

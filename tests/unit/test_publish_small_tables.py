@@ -39,8 +39,7 @@ def connection(tmp_path):
 
 
 def test_only_small_tables_written_whole_are_written_several_at_a_time(connection):
-    build = _DbtBuild(platform=None, manifest={}, translator=None,
-                      partitioned={"daily": "ordered_on"})
+    build = _DbtBuild(platform=None, manifest={}, partitioned={"daily": "ordered_on"})
     nodes = [_node(n) for n in ("small", "large", "daily", "grown", "not_in_scratch")]
     bases = {"model.shop.grown": object()}  # an incremental model: appends to its base
     day = ("2026-12-01", "2026-12-02")
