@@ -90,6 +90,8 @@ class Published:
     operation: str
     # The table's columns after the write: (name, Iceberg type), for lineage schema facets.
     fields: tuple[tuple[str, str], ...] = ()
+    # Snapshots the write's commit expired (lakeport.iceberg_transactions).
+    snapshots_expired: int = 0
 
     def as_metadata(self) -> dict:
         return {
@@ -98,6 +100,7 @@ class Published:
             "iceberg/snapshot_id": str(self.snapshot_id),
             "iceberg/metadata_location": self.metadata_location,
             "iceberg/operation": self.operation,
+            "iceberg/snapshots_expired": self.snapshots_expired,
         }
 
 
@@ -145,9 +148,9 @@ def publish(
         try:
             if table is None:
                 table = _create_with_rows(catalog, identifier, name, reader, mode)
-                operation = _operation(mode)
+                operation, expired = _operation(mode), 0
             else:
-                operation = _write(table, name, reader, mode)
+                operation, expired = _write(table, name, reader, mode)
         # A new table another writer created first fails its commit with one of the
         # first two (the REST spec's assert-create; the SQL catalog's insert); the next
         # attempt finds the table and writes into it.
@@ -162,7 +165,7 @@ def publish(
         # The committed transaction left `table` at the metadata it wrote (pyiceberg's
         # Table._do_commit takes the catalog's answer), so no second load: its last
         # snapshot is the append, and what that added is what was written.
-        return _state(table, name, operation)
+        return _state(table, name, operation, expired)
     raise AssertionError("unreachable")
 
 
@@ -171,7 +174,7 @@ def unchanged(catalog: "Catalog", identifier: tuple[str, str]) -> Published:
     return _state(catalog.load_table(identifier), ".".join(identifier), "unchanged")
 
 
-def _state(table: "Table", name: str, operation: str) -> Published:
+def _state(table: "Table", name: str, operation: str, expired: int = 0) -> Published:
     snapshot = table.current_snapshot()
     summary = snapshot.summary if snapshot else None
     added = summary.get("added-records") if summary and operation != "unchanged" else None
@@ -182,6 +185,7 @@ def _state(table: "Table", name: str, operation: str) -> Published:
         metadata_location=table.metadata_location,
         operation=operation,
         fields=table_fields(table),
+        snapshots_expired=expired,
     )
 
 
@@ -204,8 +208,13 @@ def _load_for_write(catalog: "Catalog", identifier: tuple[str, str], schema) -> 
         # A table created by something else: lakeport's write rules from now on.
         with table.transaction() as transaction:
             transaction.set_properties(TABLE_PROPERTIES)
-    # A model that gained or widened a column evolves the table instead of failing.
-    with table.update_schema() as update:
+    # A model that gained or widened a column evolves the table instead of failing (its own
+    # commit, only if the schema changed). Through lakeport's transaction, as
+    # `Table.update_schema` does with pyiceberg's: its metadata is computed once, not on
+    # each of UpdateSchema's reads.
+    from lakeport.iceberg_transactions import WriteTransaction
+
+    with WriteTransaction(table, autocommit=True).update_schema() as update:
         update.union_by_name(schema)
     return table
 
@@ -225,9 +234,11 @@ def _create_with_rows(
         )
     # The namespace is looked at only for a new table: one catalog call less per write.
     _ensure_namespace(catalog, identifier[0])
-    transaction = catalog.create_table_transaction(
+    from lakeport.iceberg_transactions import CreateWriteTransaction
+
+    transaction = CreateWriteTransaction.of(catalog.create_table_transaction(
         identifier, schema=reader.schema, properties=TABLE_PROPERTIES
-    )
+    ))
     # Private in pyiceberg 0.12: the staged table is where the transaction keeps its
     # FileIO (Transaction.append reads self._table.io the same way).
     # tests/unit/test_pyiceberg_seams.py holds it.
@@ -257,7 +268,10 @@ def _ensure_namespace(catalog: "Catalog", namespace: str) -> None:
             raise
 
 
-def _write(table: "Table", name: str, reader: "pa.RecordBatchReader", mode: WriteMode) -> str:
+def _write(
+    table: "Table", name: str, reader: "pa.RecordBatchReader", mode: WriteMode
+) -> tuple[str, int]:
+    """Write `reader` into the existing `table`: the operation, and the snapshots expired."""
     from pyiceberg.expressions import AlwaysTrue, And, GreaterThanOrEqual, LessThan
 
     if isinstance(mode, Append):
@@ -270,26 +284,30 @@ def _write(table: "Table", name: str, reader: "pa.RecordBatchReader", mode: Writ
                 "its increment: another run wrote it. Nothing was appended; run the model "
                 "again to build its increment on the new snapshot."
             )
-        _stream(table, reader, delete_filter=None)
+        expired = _stream(table, reader, delete_filter=None)
     elif isinstance(mode, DayWindow):
         day_filter = And(
             GreaterThanOrEqual(mode.column, mode.start.isoformat()),
             LessThan(mode.column, mode.end.isoformat()),
         )
-        _stream(table, reader, delete_filter=day_filter)
+        expired = _stream(table, reader, delete_filter=day_filter)
     else:
-        _stream(table, reader, delete_filter=AlwaysTrue())
-    return _operation(mode)
+        expired = _stream(table, reader, delete_filter=AlwaysTrue())
+    return _operation(mode), expired
 
 
-def _stream(table: "Table", reader: "pa.RecordBatchReader", delete_filter) -> None:
+def _stream(table: "Table", reader: "pa.RecordBatchReader", delete_filter) -> int:
     """One transaction (one catalog commit): delete what `delete_filter` matches, then
-    append `reader` (`_append_batches`). The order and snapshot kinds are those of
-    pyiceberg 0.12's `Transaction.overwrite` (a delete snapshot, then a fast append)."""
-    with table.transaction() as transaction:
+    append `reader` (`_append_batches`), then expire the snapshots the table's retention
+    lets go; how many it expired. The order and snapshot kinds are those of pyiceberg
+    0.12's `Transaction.overwrite` (a delete snapshot, then a fast append)."""
+    from lakeport.iceberg_transactions import WriteTransaction, expire_snapshots
+
+    with WriteTransaction(table) as transaction:
         if delete_filter is not None and table.current_snapshot() is not None:
             transaction.delete(delete_filter)
         _append_batches(transaction, table.io, reader)
+        return expire_snapshots(transaction, now_ms=int(time.time() * 1000))
 
 
 def _append_batches(transaction, io, reader: "pa.RecordBatchReader") -> None:

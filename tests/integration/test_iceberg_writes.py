@@ -298,3 +298,57 @@ def test_each_small_file_of_a_write_is_one_s3_put(platform, s3_server):
                if o["Key"].endswith((".parquet", ".avro"))}
     assert len(written) == 3, written
     assert [key for key, etag in written.items() if "-" in etag] == []
+
+
+def _set_properties(catalog, identifier, **properties):
+    with catalog.load_table(identifier).transaction() as transaction:
+        transaction.set_properties(properties)
+
+
+def test_a_write_expires_the_snapshots_the_tables_retention_lets_go(platform):
+    # Iceberg's own retention properties, as the Java library's RemoveSnapshots reads them:
+    # here every snapshot is older than the maximum age, so the newest three of the branch
+    # stay and nothing else does, in the write's own commit.
+    catalog = load_catalog(platform)
+    identifier = ("marts", "kept_short")
+    publish(catalog, identifier, _reader(_rows(range(3), date(2026, 1, 1))))
+    _set_properties(catalog, identifier, **{
+        "history.expire.max-snapshot-age-ms": "1", "history.expire.min-snapshots-to-keep": "3"})
+    results = [publish(catalog, identifier, _reader(_rows(range(i), date(2026, 1, 1))))
+               for i in (4, 5, 6)]
+    table = catalog.load_table(identifier)
+    # Each replacing write adds a delete and an append snapshot: 1 + 2 + 2 + 2 made.
+    assert len(table.snapshots()) == 3
+    assert [r.snapshots_expired for r in results] == [0, 2, 2]
+    assert results[-1].as_metadata()["iceberg/snapshots_expired"] == 2
+    head = table.current_snapshot()
+    assert head.snapshot_id == results[-1].snapshot_id
+    # The three kept are the head and its two parents, linked as before.
+    kept = {s.snapshot_id: s for s in table.snapshots()}
+    assert kept[head.parent_snapshot_id].parent_snapshot_id in kept
+    assert table.scan().to_arrow().num_rows == 6
+    # The snapshot log no longer names what was expired.
+    assert {entry.snapshot_id for entry in table.metadata.snapshot_log} <= set(kept)
+
+
+def test_a_table_on_icebergs_default_retention_keeps_its_recent_snapshots(platform):
+    # Unset, the retention is Iceberg's: five days, so nothing written just now expires.
+    catalog = load_catalog(platform)
+    identifier = ("marts", "kept_default")
+    for i in (2, 3, 4):
+        result = publish(catalog, identifier, _reader(_rows(range(i), date(2026, 1, 1))))
+        assert result.snapshots_expired == 0
+    assert len(catalog.load_table(identifier).snapshots()) == 5
+
+
+def test_a_tag_keeps_its_snapshot_through_expiry(platform):
+    catalog = load_catalog(platform)
+    identifier = ("marts", "tagged")
+    first = publish(catalog, identifier, _reader(_rows(range(3), date(2026, 1, 1))))
+    catalog.load_table(identifier).manage_snapshots().create_tag(
+        first.snapshot_id, "release").commit()
+    _set_properties(catalog, identifier, **{"history.expire.max-snapshot-age-ms": "1"})
+    result = publish(catalog, identifier, _reader(_rows(range(5), date(2026, 1, 1))))
+    table = catalog.load_table(identifier)
+    assert {s.snapshot_id for s in table.snapshots()} == {first.snapshot_id, result.snapshot_id}
+    assert result.snapshots_expired == 1  # the delete snapshot between them

@@ -59,3 +59,44 @@ def test_a_filesystem_without_keys_keeps_the_default_credential_chain():
     _, (options,) = with_delayed_open(S3FileSystem(region="us-east-1")).__reduce__()
     assert options["access_key"] is None and options["secret_key"] is None
     assert options["allow_delayed_open"] is True
+
+
+def test_a_transactions_metadata_is_still_computed_from_the_tables_and_the_staged_updates():
+    # lakeport.iceberg_transactions caches Transaction.table_metadata by the identity of
+    # these two inputs; that is right only while the property reads nothing else and every
+    # staged change rebinds `_updates` (a tuple) instead of changing it in place.
+    from pyiceberg.table import Transaction
+
+    assert isinstance(Transaction.__dict__["table_metadata"], property)
+    assert "return update_table_metadata(self._table.metadata, self._updates)" in (
+        inspect.getsource(Transaction.__dict__["table_metadata"].fget))
+    assert "self._updates += updates" in inspect.getsource(Transaction._stage)
+    assert isinstance(Transaction(_table()).__dict__["_updates"], tuple)
+
+
+def test_snapshot_expiry_is_still_staged_through_a_transaction():
+    # lakeport.iceberg_transactions.expire_snapshots stages pyiceberg's ExpireSnapshots
+    # in the write's own transaction, and evolves a schema through Transaction.update_schema.
+    from pyiceberg.table import Transaction
+    from pyiceberg.table.update.snapshot import ExpireSnapshots
+
+    assert list(inspect.signature(ExpireSnapshots.__init__).parameters) == [
+        "self", "transaction"]
+    assert "RemoveSnapshotsUpdate(snapshot_ids=self._snapshot_ids_to_expire)" in (
+        inspect.getsource(ExpireSnapshots._commit))
+    assert "UpdateSchema(\n            self," in inspect.getsource(Transaction.update_schema)
+
+
+def _table():
+    """A table of pyiceberg's SQL catalog on SQLite and a local warehouse, no server."""
+    import tempfile
+
+    import pyarrow as pa
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    warehouse = tempfile.mkdtemp(prefix="lakeport-seam-")
+    catalog = SqlCatalog("seam", uri="sqlite:///:memory:", warehouse=f"file://{warehouse}")
+    catalog.create_namespace("ns")
+    table = catalog.create_table(("ns", "t"), schema=pa.schema([("id", pa.int64())]))
+    table.append(pa.table({"id": [1, 2]}))
+    return table
