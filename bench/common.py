@@ -13,7 +13,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
 
-_PACKAGES = ("duckdb", "dagster", "dagster-dbt", "dagster-postgres", "dbt-core", "dbt-duckdb")
+_PACKAGES = ("duckdb", "dagster", "dagster-dbt", "dagster-postgres", "dbt-core", "dbt-duckdb",
+             "pyiceberg")
 
 
 def machine() -> dict:
