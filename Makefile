@@ -61,11 +61,12 @@ schema: install ## regenerate charts/lakeport/values.schema.json and values.yaml
 # Pod memory limits (MiB) of the memory benchmark: `make bench BENCH_MEMORY_SIZES=512,1024,2048,4096`
 # adds the larger pods (hours, and up to ~50 GiB of spill at 4096).
 BENCH_MEMORY_SIZES ?= 512
-bench: install ## run the four benchmarks at full size (~25 min on an idle 2-core machine; root, for cgroups)
+bench: install ## run the five benchmarks at full size (~30 min on an idle 2-core machine; root, for cgroups)
 	$(PY) -m bench.memory_discipline --sizes $(BENCH_MEMORY_SIZES)
 	$(PY) -m bench.codelocation_load
 	$(PY) -m bench.orchestration_overhead
 	$(PY) -m bench.single_mart_run
+	$(PY) -m bench.table_history
 
 # --- one machine: the whole platform without Kubernetes ---
 .PHONY: dev

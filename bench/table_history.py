@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--writes", type=int, default=300, help="writes per table")
     parser.add_argument("--window", type=int, default=50, help="writes per window")
+    parser.add_argument("--keep", type=int, default=KEEP_SNAPSHOTS,
+                        help="snapshots the retention table keeps")
     parser.add_argument("--output", type=Path, help="default: bench/results/table_history.json")
     args = parser.parse_args(argv)
 
@@ -92,12 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         writers = {"lakeport": lakeport_write, "lakeport_retention": lakeport_write,
                    "pyiceberg": pyiceberg_write}
         # Each table is created by lakeport's first write (so all three have its
-        # properties), and the retention table is then told to keep its newest 20.
+        # properties), and the retention table is then told to keep its newest few.
         for config in CONFIGS:
             publish(catalog, ("history", config), rows)
         with catalog.load_table(("history", "lakeport_retention")).transaction() as change:
             change.set_properties({"history.expire.max-snapshot-age-ms": "1",
-                                   "history.expire.min-snapshots-to-keep": str(KEEP_SNAPSHOTS)})
+                                   "history.expire.min-snapshots-to-keep": str(args.keep)})
 
         done = 0
         while done < args.writes:
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     payload = {
         "parameters": {"writes": args.writes, "window": args.window, "rows": ROWS,
-                       "retention_keeps": KEEP_SNAPSHOTS, "catalog": "sql", "s3": "moto"},
+                       "retention_keeps": args.keep, "catalog": "sql", "s3": "moto"},
         "windows": windows,
     }
     return finish(NAME, payload, targets, args.output, code)

@@ -25,7 +25,11 @@ settings win over the table's); branch and tag heads are never removed; a snapsh
 branch retains goes once it is older than the table's maximum age. Iceberg's defaults
 apply to a table that sets neither (5 days, 1 snapshot). Expiry here is metadata only:
 pyiceberg 0.12 deletes no data files of expired snapshots (its `ExpireSnapshots` stages
-a `RemoveSnapshotsUpdate` and nothing else).
+a `RemoveSnapshotsUpdate` and nothing else), and neither does Polaris when it commits one.
+Polaris 1.2.0 takes a `remove-snapshots` update in the same commit as the write's
+snapshot: it filters no update kinds (IcebergCatalogHandler.applyUpdateFilters), and the
+privilege it checks, TABLE_REMOVE_SNAPSHOTS, comes with TABLE_WRITE_DATA
+(PolarisAuthorizerImpl), which a writer holds anyway.
 """
 
 from typing import TYPE_CHECKING

@@ -10,7 +10,13 @@ import json
 
 import pytest
 
-from bench import codelocation_load, memory_discipline, orchestration_overhead, single_mart_run
+from bench import (
+    codelocation_load,
+    memory_discipline,
+    orchestration_overhead,
+    single_mart_run,
+    table_history,
+)
 from bench.cgroup import CgroupUnavailable, limited_cgroup
 from lakeport.duckdb_settings import DEFAULT_MEMORY_FRACTION
 
@@ -97,12 +103,15 @@ def test_codelocation_load_smoke(tmp_path):
     assert document["targets"]["complete"]["pass"] is True
 
 
-def test_orchestration_overhead_smoke(tmp_path):
+@pytest.mark.parametrize("catalog", ["fresh", "existing"])
+def test_orchestration_overhead_smoke(tmp_path, catalog):
     output = tmp_path / "orchestration_overhead.json"
     assert orchestration_overhead.main(
-        ["--models", "4", "--runs", "1", "--raw-rows", "10", "--output", str(output)]
+        ["--models", "4", "--runs", "1", "--raw-rows", "10", "--catalog", catalog,
+         "--output", str(output)]
     ) == 0
     document = _load(output)
+    assert document["parameters"]["catalog"] == catalog
     [lakeport] = document["lakeport"]
     [bare] = document["bare"]
     assert lakeport["success"] is True
@@ -138,3 +147,21 @@ def test_single_mart_run_smoke(tmp_path):
     assert document["targets"]["same_result"]["pass"] is True
     assert document["summary"]["ratio"] > 0
 
+
+
+def test_table_history_smoke(tmp_path):
+    output = tmp_path / "table_history.json"
+    assert table_history.main(
+        ["--writes", "6", "--window", "3", "--keep", "4", "--output", str(output)]) == 0
+    document = _load(output)
+    windows = document["windows"]
+    assert [w["config"] for w in windows] == list(table_history.CONFIGS) * 2
+    # Every window's writes replaced the rows, and each table's history is what its
+    # retention says: two snapshots a write without it (1 + 2 x 6 = 13), the newest 4
+    # with it.
+    assert all(w["rows_after"] == table_history.ROWS for w in windows)
+    last = {w["config"]: w for w in windows[-3:]}
+    assert last["lakeport"]["snapshots_after"] == last["pyiceberg"]["snapshots_after"] == 13
+    assert last["lakeport_retention"]["snapshots_after"] == 4
+    assert all(w["median_wall_seconds"] > 0 for w in windows)
+    assert document["targets"]["complete"]["pass"] is True
