@@ -94,6 +94,30 @@ def s3_fileio_properties(platform: Platform) -> dict[str, str]:
     return props
 
 
+# Catalog properties under this prefix are the Iceberg table properties a lakeport write
+# assumes for a table that does not set them itself (lakeport.iceberg_transactions).
+TABLE_DEFAULT_PREFIX = "lakeport.table-default."
+_DAY_MS = 24 * 60 * 60 * 1000
+
+
+def table_default_properties(platform: Platform) -> dict[str, str]:
+    """catalog.snapshotRetention as the Iceberg retention properties it stands for."""
+    retention = platform.catalog.snapshot_retention
+    return {
+        f"{TABLE_DEFAULT_PREFIX}history.expire.max-snapshot-age-ms":
+            str(round(retention.max_age_days * _DAY_MS)),
+        f"{TABLE_DEFAULT_PREFIX}history.expire.min-snapshots-to-keep":
+            str(retention.min_snapshots),
+    }
+
+
+def table_defaults(catalog: "Catalog") -> dict[str, str]:
+    """The table properties `table_default_properties` put on `catalog`."""
+    return {key.removeprefix(TABLE_DEFAULT_PREFIX): value
+            for key, value in catalog.properties.items()
+            if key.startswith(TABLE_DEFAULT_PREFIX)}
+
+
 def sql_catalog_path(platform: Platform) -> Path:
     return (Path(platform.dev.data_dir) / platform.catalog.sql.sqlite_path).resolve()
 
@@ -108,12 +132,13 @@ def load_catalog(platform: Platform) -> "Catalog":
     from pyiceberg.catalog.sql import SqlCatalog
 
     catalog = platform.catalog
-    fileio = s3_fileio_properties(platform)
+    # FileIO properties for every table, and the table defaults lakeport's writes read back.
+    properties = {**s3_fileio_properties(platform), **table_default_properties(platform)}
     if catalog.type == "sql":
         path = sql_catalog_path(platform)
         path.parent.mkdir(parents=True, exist_ok=True)
         return SqlCatalog(
-            catalog.name, uri=f"sqlite:///{path}", warehouse=catalog.warehouse, **fileio
+            catalog.name, uri=f"sqlite:///{path}", warehouse=catalog.warehouse, **properties
         )
     uri = catalog.rest.uri or os.environ.get(CATALOG_URI_ENV)
     if not uri:
@@ -139,7 +164,7 @@ def load_catalog(platform: Platform) -> "Catalog":
             # vending was requested ..." (apache/polaris#3853). An empty header property
             # is set first, so setdefault leaves it empty: no delegation asked for.
             **{ACCESS_DELEGATION_PROPERTY: ""},
-            **fileio,
+            **properties,
         )
     except (requests.ConnectionError, requests.Timeout) as exc:
         # Without this, the error only names an HTTP pool and a token URL. The credential

@@ -141,6 +141,8 @@ def publish(
         ValidationException,
     )
 
+    from lakeport.catalog import table_defaults
+
     name = ".".join(identifier)
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         reader = rows()
@@ -150,7 +152,7 @@ def publish(
                 table = _create_with_rows(catalog, identifier, name, reader, mode)
                 operation, expired = _operation(mode), 0
             else:
-                operation, expired = _write(table, name, reader, mode)
+                operation, expired = _write(table, name, reader, mode, table_defaults(catalog))
         # A new table another writer created first fails its commit with one of the
         # first two (the REST spec's assert-create; the SQL catalog's insert); the next
         # attempt finds the table and writes into it.
@@ -269,9 +271,11 @@ def _ensure_namespace(catalog: "Catalog", namespace: str) -> None:
 
 
 def _write(
-    table: "Table", name: str, reader: "pa.RecordBatchReader", mode: WriteMode
+    table: "Table", name: str, reader: "pa.RecordBatchReader", mode: WriteMode,
+    table_defaults: dict[str, str],
 ) -> tuple[str, int]:
-    """Write `reader` into the existing `table`: the operation, and the snapshots expired."""
+    """Write `reader` into the existing `table`: the operation, and the snapshots expired
+    (by the table's retention, else `table_defaults`)."""
     from pyiceberg.expressions import AlwaysTrue, And, GreaterThanOrEqual, LessThan
 
     if isinstance(mode, Append):
@@ -284,19 +288,21 @@ def _write(
                 "its increment: another run wrote it. Nothing was appended; run the model "
                 "again to build its increment on the new snapshot."
             )
-        expired = _stream(table, reader, delete_filter=None)
+        expired = _stream(table, reader, None, table_defaults)
     elif isinstance(mode, DayWindow):
         day_filter = And(
             GreaterThanOrEqual(mode.column, mode.start.isoformat()),
             LessThan(mode.column, mode.end.isoformat()),
         )
-        expired = _stream(table, reader, delete_filter=day_filter)
+        expired = _stream(table, reader, day_filter, table_defaults)
     else:
-        expired = _stream(table, reader, delete_filter=AlwaysTrue())
+        expired = _stream(table, reader, AlwaysTrue(), table_defaults)
     return _operation(mode), expired
 
 
-def _stream(table: "Table", reader: "pa.RecordBatchReader", delete_filter) -> int:
+def _stream(
+    table: "Table", reader: "pa.RecordBatchReader", delete_filter, table_defaults: dict[str, str]
+) -> int:
     """One transaction (one catalog commit): delete what `delete_filter` matches, then
     append `reader` (`_append_batches`), then expire the snapshots the table's retention
     lets go; how many it expired. The order and snapshot kinds are those of pyiceberg
@@ -307,7 +313,7 @@ def _stream(table: "Table", reader: "pa.RecordBatchReader", delete_filter) -> in
         if delete_filter is not None and table.current_snapshot() is not None:
             transaction.delete(delete_filter)
         _append_batches(transaction, table.io, reader)
-        return expire_snapshots(transaction, now_ms=int(time.time() * 1000))
+        return expire_snapshots(transaction, int(time.time() * 1000), table_defaults)
 
 
 def _append_batches(transaction, io, reader: "pa.RecordBatchReader") -> None:

@@ -18,14 +18,20 @@ replaced by each commit, so identity says whether they changed.
 two: the delete and the append), and nothing else removes them, so without expiry each
 table's metadata, and with it every write and every read of its metadata, grows run
 after run. A lakeport write therefore expires, in the same commit, the snapshots that
-Iceberg's own retention properties let go, as the Java library's `RemoveSnapshots` reads
-them: a branch keeps its newest `history.expire.min-snapshots-to-keep` ancestors and every
-ancestor younger than `history.expire.max-snapshot-age-ms` (a branch's own retention
-settings win over the table's); branch and tag heads are never removed; a snapshot no
-branch retains goes once it is older than the table's maximum age. Iceberg's defaults
-apply to a table that sets neither (5 days, 1 snapshot). Expiry here is metadata only:
-pyiceberg 0.12 deletes no data files of expired snapshots (its `ExpireSnapshots` stages
-a `RemoveSnapshotsUpdate` and nothing else), and neither does Polaris when it commits one.
+Iceberg's own retention properties let go, as the Java library's expiry reads them
+(core/.../RemoveSnapshots.java at 1.10.0, computeBranchSnapshotsToRetain and
+unreferencedSnapshotsToRetain): a branch keeps its newest
+`history.expire.min-snapshots-to-keep` ancestors and every ancestor younger than
+`history.expire.max-snapshot-age-ms` (a branch's own retention settings win over the
+table's), and its older ancestors go; branch and tag heads are never removed; a snapshot
+that is no branch's ancestor goes once it is older than the table's maximum age. Unlike
+Java's, refs themselves are never dropped here (`history.expire.max-ref-age-ms` is not
+applied): a ref is removed only by whoever made it. A table that sets
+neither gets the platform's (catalog.snapshotRetention, handed over as catalog properties:
+lakeport.catalog.table_defaults), whose defaults are Iceberg's (5 days, 1 snapshot).
+Expiry here is metadata only: pyiceberg 0.12 deletes no data files of expired snapshots
+(its `ExpireSnapshots` stages a `RemoveSnapshotsUpdate` and nothing else), and neither
+does Polaris when it commits one.
 Polaris 1.2.0 takes a `remove-snapshots` update in the same commit as the write's
 snapshot: it filters no update kinds (IcebergCatalogHandler.applyUpdateFilters), and the
 privilege it checks, TABLE_REMOVE_SNAPSHOTS, comes with TABLE_WRITE_DATA
@@ -77,9 +83,12 @@ class CreateWriteTransaction(_MetadataOncePerChange, CreateTableTransaction):
         return cls(transaction._table)
 
 
-def snapshots_to_expire(metadata: "TableMetadata", now_ms: int) -> set[int]:
-    """The ids of the snapshots that Iceberg's retention lets go at `now_ms` (see above)."""
-    properties = metadata.properties
+def snapshots_to_expire(
+    metadata: "TableMetadata", now_ms: int, defaults: dict[str, str] | None = None
+) -> set[int]:
+    """The ids of the snapshots that Iceberg's retention lets go at `now_ms` (see above);
+    `defaults` are table properties for a table that does not set them."""
+    properties = {**(defaults or {}), **metadata.properties}
     max_age_ms = property_as_int(properties, TableProperties.MAX_SNAPSHOT_AGE_MS,
                                  TableProperties.MAX_SNAPSHOT_AGE_MS_DEFAULT)
     min_to_keep = property_as_int(properties, TableProperties.MIN_SNAPSHOTS_TO_KEEP,
@@ -109,9 +118,11 @@ def snapshots_to_expire(metadata: "TableMetadata", now_ms: int) -> set[int]:
     }
 
 
-def expire_snapshots(transaction: Transaction, now_ms: int) -> int:
+def expire_snapshots(
+    transaction: Transaction, now_ms: int, defaults: dict[str, str] | None = None
+) -> int:
     """Stage the expiry of what `snapshots_to_expire` names in `transaction`; how many."""
-    expired = snapshots_to_expire(transaction.table_metadata, now_ms)
+    expired = snapshots_to_expire(transaction.table_metadata, now_ms, defaults)
     if expired:
         with ExpireSnapshots(transaction) as expiry:
             expiry.by_ids(sorted(expired))

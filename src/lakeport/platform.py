@@ -741,6 +741,18 @@ class SqlCatalog(Model):
     """The SQLite file of the catalog, relative to dev.dataDir."""
 
 
+class SnapshotRetention(Model):
+    """How long a table's snapshots stay, for tables that do not say themselves. Each
+    lakeport write expires what this lets go, in its own commit; a table's own Iceberg
+    properties (history.expire.max-snapshot-age-ms, history.expire.min-snapshots-to-keep)
+    win. Defaults are Iceberg's."""
+
+    max_age_days: Annotated[float, Field(gt=0)] = 5
+    """Snapshots younger than this stay: how far back time travel reaches."""
+    min_snapshots: Annotated[int, Field(ge=1)] = 1
+    """The newest this many snapshots of a table stay, however old."""
+
+
 def _check_warehouse(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme != "s3" or not parts.netloc:
@@ -765,6 +777,8 @@ class Catalog(Model):
     """The REST catalog, with type rest."""
     sql: SqlCatalog = SqlCatalog()
     """The SQL catalog, with type sql."""
+    snapshot_retention: SnapshotRetention = SnapshotRetention()
+    """How long table snapshots stay before lakeport's writes expire them."""
 
     @property
     def warehouse_bucket(self) -> str:

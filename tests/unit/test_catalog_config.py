@@ -9,6 +9,7 @@ from lakeport.catalog import (
     load_catalog,
     s3_fileio_properties,
     sql_catalog_path,
+    table_defaults,
 )
 from lakeport.config import parse_platform
 from lakeport.credentials import MissingSecretError
@@ -50,6 +51,34 @@ def test_sql_catalog_lives_under_the_data_dir(tmp_path, monkeypatch):
     assert sql_catalog_path(platform) == tmp_path / "cat" / "iceberg.db"
     catalog.create_namespace("analytics")
     assert ("analytics",) in catalog.list_namespaces()
+
+
+def test_the_catalog_carries_the_platforms_snapshot_retention(tmp_path, monkeypatch):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    default = load_catalog(parse_platform(f"catalog: {{type: sql}}\ndev: {{dataDir: {tmp_path}}}"))
+    # Iceberg's own defaults: five days, one snapshot.
+    assert table_defaults(default) == {
+        "history.expire.max-snapshot-age-ms": str(5 * 24 * 3600 * 1000),
+        "history.expire.min-snapshots-to-keep": "1",
+    }
+    chosen = load_catalog(parse_platform(
+        "catalog: {type: sql, snapshotRetention: {maxAgeDays: 0.5, minSnapshots: 10}}\n"
+        f"dev: {{dataDir: {tmp_path}}}"))
+    assert table_defaults(chosen) == {
+        "history.expire.max-snapshot-age-ms": str(12 * 3600 * 1000),
+        "history.expire.min-snapshots-to-keep": "10",
+    }
+
+
+@pytest.mark.parametrize("retention, field", [
+    ("{maxAgeDays: 0}", "maxAgeDays"), ("{minSnapshots: 0}", "minSnapshots"),
+    ("{keepDays: 3}", "keepDays"),
+])
+def test_a_retention_that_keeps_nothing_is_refused_naming_the_field(retention, field):
+    from lakeport.config import PlatformFileError
+
+    with pytest.raises(PlatformFileError, match=f"snapshotRetention.{field}"):
+        parse_platform(f"catalog: {{snapshotRetention: {retention}}}")
 
 
 def test_rest_catalog_without_uri_says_where_to_set_it(monkeypatch):

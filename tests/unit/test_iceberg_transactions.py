@@ -85,3 +85,12 @@ def test_a_tag_and_its_snapshot_are_never_expired(table):
     newest = max(s.timestamp_ms for s in table.metadata.snapshots)
     expired = snapshots_to_expire(table.metadata, now_ms=newest + 6 * DAY_MS)
     assert expired == {table.metadata.snapshots[1].snapshot_id}
+
+
+def test_the_platforms_retention_applies_where_the_table_sets_none(table):
+    newest = max(s.timestamp_ms for s in table.metadata.snapshots)
+    one_day = {"history.expire.max-snapshot-age-ms": str(DAY_MS)}
+    assert len(snapshots_to_expire(table.metadata, newest + 2 * DAY_MS, one_day)) == 2
+    # The table's own property wins over the platform's.
+    metadata = _with_retention(table, **{"history.expire.max-snapshot-age-ms": str(3 * DAY_MS)})
+    assert snapshots_to_expire(metadata, newest + 2 * DAY_MS, one_day) == set()
