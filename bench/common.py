@@ -1,5 +1,6 @@
 """What every benchmark shares: the machine it ran on, a printed table, the results file."""
 
+import contextlib
 import datetime
 import importlib.metadata
 import json
@@ -8,7 +9,9 @@ import platform
 import statistics
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
@@ -115,3 +118,22 @@ def finish(name: str, payload: dict, targets: dict, output: Path | None, code: d
     print_targets(targets)
     write_result(name, {**payload, "targets": targets}, output, code)
     return 0
+
+
+@contextlib.contextmanager
+def local_s3(*buckets: str, **env: str) -> Iterator:
+    """A real S3 endpoint (moto's server, lakeport.dev.s3) with `buckets`, and its keys
+    (plus `env`) in this process's environment, both for the block only: a caller in the
+    same process (a smoke test inside pytest) must not inherit them."""
+    from lakeport.dev.ports import free_port
+    from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, S3Server
+
+    s3 = S3Server(port=free_port())
+    with mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
+                                      "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY, **env}):
+        try:
+            s3.start()
+            s3.ensure_buckets(*buckets)
+            yield s3
+        finally:
+            s3.stop()

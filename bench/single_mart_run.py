@@ -30,9 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
-from bench.common import code_under_test, finish, median, print_table, seconds
+from bench.common import code_under_test, finish, local_s3, median, print_table, seconds
 
 NAME = "single_mart_run"
 MART = "model.lakeport_demo.mart_customer_revenue"
@@ -120,8 +119,6 @@ def main(argv: list[str] | None = None) -> int:
     from lakeport.catalog import load_catalog
     from lakeport.config import parse_platform
     from lakeport.dbt_manifest import load_manifest, prepare_manifest
-    from lakeport.dev.ports import free_port
-    from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, S3Server
     from lakeport.duckdb_connection import connect
     from lakeport.duckdb_s3 import configure_s3, s3_access
     from lakeport.duckdb_settings import derive_duckdb_settings
@@ -130,64 +127,54 @@ def main(argv: list[str] | None = None) -> int:
 
     code = code_under_test()
     workdir = Path(tempfile.mkdtemp(prefix="lakeport-bench-mart-"))
-    s3 = S3Server(port=free_port())
-    # Set for this benchmark only and put back after: a caller in the same process (the
-    # smoke test inside pytest) must not inherit its database path or its keys.
-    environment = mock.patch.dict(os.environ, {
-        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
-        "LAKEPORT_DEMO_RAW_ROWS": str(args.raw_rows),
-    })
-    environment.start()
     runs = []
     try:
-        s3.start()
-        s3.ensure_buckets(WAREHOUSE_BUCKET)
-        project = workdir / "dbt_project"
-        shutil.copytree(DBT_PROJECT_DIR, project,
-                        ignore=shutil.ignore_patterns("target", "logs", "*.duckdb"))
-        database = workdir / "scratch" / "lakehouse.duckdb"
-        database.parent.mkdir()
-        prepare_manifest(project, duckdb_path=database)
-        manifest = load_manifest(project)
-        platform = parse_platform(
-            f"dev: {{dataDir: '{workdir / 'data'}'}}\n"
-            f"catalog: {{type: sql, warehouse: 's3://{WAREHOUSE_BUCKET}/'}}\n"
-            f"objectStorage: {{endpoint: '{s3.endpoint}', pathStyle: true}}\n")
-        print(f"filling the catalog: the demo at {args.raw_rows} orders ...", flush=True)
-        os.environ["LAKEPORT_DUCKDB_PATH"] = str(database)
-        defs = build_demo_definitions(platform, project_dir=project)
-        job = defs.resolve_job_def("lakehouse_job")
-        partition = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
-        assert job.execute_in_process(instance=dg.DagsterInstance.ephemeral(),
-                                      partition_key=partition).success
-        catalog = load_catalog(platform)
-        settings = derive_duckdb_settings(platform.profile(), spill_dir=workdir / "spill")
+        # The demo's size reaches its assets through the environment, set for this
+        # benchmark only, as the S3 keys are.
+        with local_s3(WAREHOUSE_BUCKET, LAKEPORT_DEMO_RAW_ROWS=str(args.raw_rows)) as s3:
+            project = workdir / "dbt_project"
+            shutil.copytree(DBT_PROJECT_DIR, project,
+                            ignore=shutil.ignore_patterns("target", "logs", "*.duckdb"))
+            database = workdir / "scratch" / "lakehouse.duckdb"
+            database.parent.mkdir()
+            prepare_manifest(project, duckdb_path=database)
+            manifest = load_manifest(project)
+            platform = parse_platform(
+                f"dev: {{dataDir: '{workdir / 'data'}'}}\n"
+                f"catalog: {{type: sql, warehouse: 's3://{WAREHOUSE_BUCKET}/'}}\n"
+                f"objectStorage: {{endpoint: '{s3.endpoint}', pathStyle: true}}\n")
+            print(f"filling the catalog: the demo at {args.raw_rows} orders ...", flush=True)
+            os.environ["LAKEPORT_DUCKDB_PATH"] = str(database)
+            defs = build_demo_definitions(platform, project_dir=project)
+            job = defs.resolve_job_def("lakehouse_job")
+            partition = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
+            assert job.execute_in_process(instance=dg.DagsterInstance.ephemeral(),
+                                          partition_key=partition).success
+            catalog = load_catalog(platform)
+            settings = derive_duckdb_settings(platform.profile(), spill_dir=workdir / "spill")
 
-        # The local side's file: the mart's upstream as DuckDB tables, made once.
-        # Named like the scratch file: dbt's views name their database (the file's stem).
-        local_copy = workdir / "local" / database.name
-        plan = plan_scratch(manifest, [MART], partitioned=["fct_orders"])
-        with contextlib.closing(connect(settings, local_copy)) as connection:
-            configure_s3(connection, platform)
-            fill_scratch(connection, catalog, plan)
-            for relation in plan.from_catalog.values():
-                copy = f'"{relation.schema}"."{relation.name}__copy"'
-                connection.execute(f"create table {copy} as select * from {relation.sql}")
-                connection.execute(f"drop view {relation.sql}")
-                connection.execute(f'alter table {copy} rename to "{relation.name}"')
-        _dbt(["run", "--select", " ".join(selectors(manifest, plan.views_to_build))], project,
-             _env(local_copy, settings, s3_access(platform)))
+            # The local side's file: the mart's upstream as DuckDB tables, made once.
+            # Named like the scratch file: dbt's views name their database (the file's stem).
+            local_copy = workdir / "local" / database.name
+            plan = plan_scratch(manifest, [MART], partitioned=["fct_orders"])
+            with contextlib.closing(connect(settings, local_copy)) as connection:
+                configure_s3(connection, platform)
+                fill_scratch(connection, catalog, plan)
+                for relation in plan.from_catalog.values():
+                    copy = f'"{relation.schema}"."{relation.name}__copy"'
+                    connection.execute(f"create table {copy} as select * from {relation.sql}")
+                    connection.execute(f"drop view {relation.sql}")
+                    connection.execute(f'alter table {copy} rename to "{relation.name}"')
+            _dbt(["run", "--select", " ".join(selectors(manifest, plan.views_to_build))], project,
+                 _env(local_copy, settings, s3_access(platform)))
 
-        for run in range(args.runs):
-            for side in ("catalog", "local"):
-                runs.append(run_side(side, project, database, platform, manifest, settings,
-                                     catalog, local_copy))
-            print(f"  run {run + 1}/{args.runs}: catalog {runs[-2]['wall_seconds']:.2f} s, "
-                  f"local {runs[-1]['wall_seconds']:.2f} s", flush=True)
+            for run in range(args.runs):
+                for side in ("catalog", "local"):
+                    runs.append(run_side(side, project, database, platform, manifest, settings,
+                                         catalog, local_copy))
+                print(f"  run {run + 1}/{args.runs}: catalog {runs[-2]['wall_seconds']:.2f} s, "
+                      f"local {runs[-1]['wall_seconds']:.2f} s", flush=True)
     finally:
-        environment.stop()
-        s3.stop()
         if not os.environ.get("LAKEPORT_BENCH_KEEP"):
             shutil.rmtree(workdir, ignore_errors=True)
 

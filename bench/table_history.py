@@ -29,9 +29,8 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
-from bench.common import code_under_test, finish, median, print_table
+from bench.common import code_under_test, finish, local_s3, median, print_table
 
 NAME = "table_history"
 WAREHOUSE_BUCKET = "bench-history"
@@ -53,82 +52,80 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="default: bench/results/table_history.json")
     args = parser.parse_args(argv)
 
+    code = code_under_test()
+    workdir = Path(tempfile.mkdtemp(prefix="lakeport-bench-history-"))
+    try:
+        with local_s3(WAREHOUSE_BUCKET) as s3:
+            windows = _measure(args, workdir, s3.endpoint)
+    finally:
+        if not os.environ.get("LAKEPORT_BENCH_KEEP"):
+            shutil.rmtree(workdir, ignore_errors=True)
+    return _report(args, windows, code)
+
+
+def _measure(args, workdir: Path, s3_endpoint: str) -> list[dict]:
+    """The writes, window by window: each window's figures per writer."""
     import duckdb
 
     from lakeport.catalog import load_catalog
     from lakeport.config import parse_platform
-    from lakeport.dev.ports import free_port
-    from lakeport.dev.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, S3Server
     from lakeport.iceberg_publish import publish, query_rows
 
-    code = code_under_test()
-    workdir = Path(tempfile.mkdtemp(prefix="lakeport-bench-history-"))
-    s3 = S3Server(port=free_port())
-    environment = mock.patch.dict(os.environ, {
-        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
-    })
-    environment.start()
     windows: list[dict] = []
-    try:
-        s3.start()
-        s3.ensure_buckets(WAREHOUSE_BUCKET)
-        platform = parse_platform(
-            f"dev: {{dataDir: '{workdir / 'data'}'}}\n"
-            f"catalog: {{type: sql, warehouse: 's3://{WAREHOUSE_BUCKET}/'}}\n"
-            f"objectStorage: {{endpoint: '{s3.endpoint}', pathStyle: true}}\n")
-        catalog = load_catalog(platform)
-        connection = duckdb.connect()
-        connection.execute(
-            f"create table t as select range as id, 'row ' || range as label, "
-            f"range * 1.5 as amount, date '2026-01-01' + (range % 28)::int as day "
-            f"from range({ROWS})")
-        rows = query_rows(connection, "select * from t")
+    platform = parse_platform(
+        f"dev: {{dataDir: '{workdir / 'data'}'}}\n"
+        f"catalog: {{type: sql, warehouse: 's3://{WAREHOUSE_BUCKET}/'}}\n"
+        f"objectStorage: {{endpoint: '{s3_endpoint}', pathStyle: true}}\n")
+    catalog = load_catalog(platform)
+    connection = duckdb.connect()
+    connection.execute(
+        f"create table t as select range as id, 'row ' || range as label, "
+        f"range * 1.5 as amount, date '2026-01-01' + (range % 28)::int as day "
+        f"from range({ROWS})")
+    rows = query_rows(connection, "select * from t")
 
-        def lakeport_write(name):
-            publish(catalog, ("history", name), rows)
+    def lakeport_write(name):
+        publish(catalog, ("history", name), rows)
 
-        def pyiceberg_write(name):
-            catalog.load_table(("history", name)).overwrite(rows().read_all())
+    def pyiceberg_write(name):
+        catalog.load_table(("history", name)).overwrite(rows().read_all())
 
-        writers = {"lakeport": lakeport_write, "lakeport_retention": lakeport_write,
-                   "pyiceberg": pyiceberg_write}
-        # Each table is created by lakeport's first write (so all three have its
-        # properties), and the retention table is then told to keep its newest few.
+    writers = {"lakeport": lakeport_write, "lakeport_retention": lakeport_write,
+               "pyiceberg": pyiceberg_write}
+    # Each table is created by lakeport's first write (so all three have its
+    # properties), and the retention table is then told to keep its newest few.
+    for config in CONFIGS:
+        publish(catalog, ("history", config), rows)
+    with catalog.load_table(("history", "lakeport_retention")).transaction() as change:
+        change.set_properties({"history.expire.max-snapshot-age-ms": "1",
+                               "history.expire.min-snapshots-to-keep": str(args.keep)})
+
+    done = 0
+    while done < args.writes:
+        count = min(args.window, args.writes - done)
         for config in CONFIGS:
-            publish(catalog, ("history", config), rows)
-        with catalog.load_table(("history", "lakeport_retention")).transaction() as change:
-            change.set_properties({"history.expire.max-snapshot-age-ms": "1",
-                                   "history.expire.min-snapshots-to-keep": str(args.keep)})
+            walls, cpus = [], []
+            for _ in range(count):
+                wall, cpu = time.perf_counter(), time.process_time()
+                writers[config](config)
+                walls.append(time.perf_counter() - wall)
+                cpus.append(time.process_time() - cpu)
+            table = catalog.load_table(("history", config))
+            windows.append({
+                "config": config, "writes_before": done, "writes": count,
+                "snapshots_after": len(table.snapshots()),
+                "rows_after": table.scan().to_arrow().num_rows,
+                "median_wall_seconds": median(walls), "median_cpu_seconds": median(cpus),
+            })
+        done += count
+        print(f"  {done}/{args.writes} writes: " + ", ".join(
+            f"{w['config']} {w['median_wall_seconds'] * 1000:.0f} ms "
+            f"({w['snapshots_after']} snapshots)" for w in windows[-len(CONFIGS):]),
+            flush=True)
+    return windows
 
-        done = 0
-        while done < args.writes:
-            count = min(args.window, args.writes - done)
-            for config in CONFIGS:
-                walls, cpus = [], []
-                for _ in range(count):
-                    wall, cpu = time.perf_counter(), time.process_time()
-                    writers[config](config)
-                    walls.append(time.perf_counter() - wall)
-                    cpus.append(time.process_time() - cpu)
-                table = catalog.load_table(("history", config))
-                windows.append({
-                    "config": config, "writes_before": done, "writes": count,
-                    "snapshots_after": len(table.snapshots()),
-                    "rows_after": table.scan().to_arrow().num_rows,
-                    "median_wall_seconds": median(walls), "median_cpu_seconds": median(cpus),
-                })
-            done += count
-            print(f"  {done}/{args.writes} writes: " + ", ".join(
-                f"{w['config']} {w['median_wall_seconds'] * 1000:.0f} ms "
-                f"({w['snapshots_after']} snapshots)" for w in windows[-len(CONFIGS):]),
-                flush=True)
-    finally:
-        environment.stop()
-        s3.stop()
-        if not os.environ.get("LAKEPORT_BENCH_KEEP"):
-            shutil.rmtree(workdir, ignore_errors=True)
 
+def _report(args, windows: list[dict], code: dict) -> int:
     def window(config, index):
         return [w for w in windows if w["config"] == config][index]
 
