@@ -267,10 +267,11 @@ def main(argv: list[str] | None = None) -> int:
         server.start()
         server.ensure_database("dagster")
         home = dagster_home(workdir / "dagster_home", server)
-        if args.catalog == "existing":
+        # With an existing catalog every run writes into the one the first run made.
+        shared_data_dir = workdir / "data-shared" if args.catalog == "existing" else None
+        if shared_data_dir:
             lakeport_database.unlink(missing_ok=True)
-            run_lakeport(project_dir, lakeport_database, workdir / "data-shared", home,
-                         password, s3)
+            run_lakeport(project_dir, lakeport_database, shared_data_dir, home, password, s3)
         for run in range(args.runs):
             # Alternated, so noise from elsewhere on the machine lands on both sides.
             bare_database.unlink(missing_ok=True)
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile_dir:
                 args.profile_dir.mkdir(parents=True, exist_ok=True)
                 profile = args.profile_dir / f"run-{run + 1}.prof"
-            data_dir = workdir / ("data-shared" if args.catalog == "existing" else f"data-{run}")
+            data_dir = shared_data_dir or workdir / f"data-{run}"
             lakeport.append(run_lakeport(project_dir, lakeport_database, data_dir, home,
                                          password, s3, profile))
             print(f"  run {run + 1}/{args.runs}: bare {bare[-1]['wall_seconds']:.2f} s, "

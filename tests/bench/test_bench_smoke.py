@@ -148,7 +148,6 @@ def test_single_mart_run_smoke(tmp_path):
     assert document["summary"]["ratio"] > 0
 
 
-
 def test_table_history_smoke(tmp_path):
     output = tmp_path / "table_history.json"
     assert table_history.main(

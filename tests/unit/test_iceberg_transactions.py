@@ -4,7 +4,6 @@ them, on both real catalogs over S3: tests/integration/test_iceberg_writes.py.""
 
 import pyarrow as pa
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import Transaction
 
 from lakeport.iceberg_transactions import WriteTransaction, snapshots_to_expire
@@ -13,13 +12,8 @@ DAY_MS = 24 * 3600 * 1000
 
 
 @pytest.fixture
-def table(tmp_path):
-    catalog = SqlCatalog("unit", uri="sqlite:///:memory:", warehouse=f"file://{tmp_path}")
-    catalog.create_namespace("ns")
-    table = catalog.create_table(("ns", "t"), schema=pa.schema([("id", pa.int64())]))
-    for rows in ([1], [2, 3], [4, 5, 6]):
-        table.append(pa.table({"id": rows}))
-    return table
+def table(sqlite_iceberg_table):
+    return sqlite_iceberg_table
 
 
 def _comparable(metadata):

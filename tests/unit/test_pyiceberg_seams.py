@@ -61,7 +61,9 @@ def test_a_filesystem_without_keys_keeps_the_default_credential_chain():
     assert options["allow_delayed_open"] is True
 
 
-def test_a_transactions_metadata_is_still_computed_from_the_tables_and_the_staged_updates():
+def test_a_transactions_metadata_is_still_computed_from_the_tables_and_the_staged_updates(
+    sqlite_iceberg_table,
+):
     # lakeport.iceberg_transactions caches Transaction.table_metadata by the identity of
     # these two inputs; that is right only while the property reads nothing else and every
     # staged change rebinds `_updates` (a tuple) instead of changing it in place.
@@ -71,7 +73,7 @@ def test_a_transactions_metadata_is_still_computed_from_the_tables_and_the_stage
     assert "return update_table_metadata(self._table.metadata, self._updates)" in (
         inspect.getsource(Transaction.__dict__["table_metadata"].fget))
     assert "self._updates += updates" in inspect.getsource(Transaction._stage)
-    assert isinstance(Transaction(_table()).__dict__["_updates"], tuple)
+    assert isinstance(Transaction(sqlite_iceberg_table).__dict__["_updates"], tuple)
 
 
 def test_snapshot_expiry_is_still_staged_through_a_transaction():
@@ -85,18 +87,3 @@ def test_snapshot_expiry_is_still_staged_through_a_transaction():
     assert "RemoveSnapshotsUpdate(snapshot_ids=self._snapshot_ids_to_expire)" in (
         inspect.getsource(ExpireSnapshots._commit))
     assert "UpdateSchema(\n            self," in inspect.getsource(Transaction.update_schema)
-
-
-def _table():
-    """A table of pyiceberg's SQL catalog on SQLite and a local warehouse, no server."""
-    import tempfile
-
-    import pyarrow as pa
-    from pyiceberg.catalog.sql import SqlCatalog
-
-    warehouse = tempfile.mkdtemp(prefix="lakeport-seam-")
-    catalog = SqlCatalog("seam", uri="sqlite:///:memory:", warehouse=f"file://{warehouse}")
-    catalog.create_namespace("ns")
-    table = catalog.create_table(("ns", "t"), schema=pa.schema([("id", pa.int64())]))
-    table.append(pa.table({"id": [1, 2]}))
-    return table
