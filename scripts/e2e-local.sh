@@ -59,7 +59,10 @@ build_images() {
   log "built $SHOP_IMAGE from the scaffold in $((SECONDS - started)) s"
 }
 
-services_running() { [ -f "$SERVICES/pid" ] && kill -0 "$(cat "$SERVICES/pid")" 2>/dev/null; }
+# Ours only: a pid file left by a killed run may name an unrelated process by now.
+services_running() {
+  [ -f "$SERVICES/pid" ] && grep -qs support.host_services "/proc/$(cat "$SERVICES/pid")/cmdline"
+}
 
 start_services() {
   services_running && return 0
@@ -67,7 +70,7 @@ start_services() {
   rm -f "$SERVICES/ready"
   # PYTHONPATH: the test helpers are the `support` package under tests/.
   PYTHONPATH="$ROOT/tests${PYTHONPATH:+:$PYTHONPATH}" setsid "$PY" -m support.host_services \
-    --address "$NODE_IP" --dir "$SERVICES" >>"$SERVICES/host-services.log" 2>&1 </dev/null &
+    --address "$NODE_IP" --dir "$SERVICES" >"$SERVICES/host-services.log" 2>&1 </dev/null &
   echo $! >"$SERVICES/pid"
   local deadline=$((SECONDS + 180))
   until [ -f "$SERVICES/ready" ]; do

@@ -20,6 +20,7 @@ values the chart's pods need, one file each (mode 0600), under DIR/secrets/.
 
 import argparse
 import secrets
+import shutil
 import signal
 import sys
 import threading
@@ -65,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     secret_dir = base / "secrets"
     secret_dir.mkdir(mode=0o700, exist_ok=True)
     (base / "ready").unlink(missing_ok=True)
+    # Each start is a new platform: a new password, and S3 (moto, in memory) starts empty.
+    # What a run killed before its clean-up left behind would not match either: its
+    # Postgres cluster holds another password, its catalog names files that are gone.
+    for leftover in (base / "postgres", base / "iceberg-rest"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
     password = secrets.token_urlsafe(24)
     postgres = PostgresServer(

@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -43,6 +44,25 @@ def test_postgres_on_a_taken_port_says_so(postgres_server):
     clash = PostgresServer(data_dir, postgres_server.port, "pw", durable=False)
     with pytest.raises(ServiceError, match="port taken"):
         clash.start(timeout=10)
+
+
+def test_postgres_with_another_password_says_so_at_once_and_stops():
+    """A cluster left by an earlier run with another password: a clear error, not a timeout."""
+    data_dir = Path(tempfile.mkdtemp(prefix="lakeport-pg-"))
+    try:
+        first = PostgresServer(data_dir, free_port(), secrets.token_urlsafe(8), durable=False)
+        first.start()
+        first.stop()
+        second = PostgresServer(data_dir, first.port, secrets.token_urlsafe(8), durable=False)
+        with pytest.raises(ServiceError) as refused:
+            second.start(timeout=60)
+        message = str(refused.value)
+        assert "initialized with another one" in message and str(second.pgdata) in message
+        assert second.password not in message and first.password not in message
+        assert not second.running()
+        assert not port_in_use(second.port)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_s3_endpoint_stores_objects(s3_server):

@@ -128,15 +128,41 @@ class PostgresServer(ServerProcess):
             die_with_parent=False,
         )
         self._service.start()
-        wait_until_ready(self._service, self._accepts_connections, timeout,
-                         hint="is the port taken?")
+        try:
+            wait_until_ready(self._service, self._accepts_connections, timeout,
+                             hint="is the port taken?")
+        except ServiceError:
+            self._service.stop()  # nothing left half-started
+            raise
 
     def _accepts_connections(self) -> bool:
         try:
             with self.connect(connect_timeout=2):
                 return True
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as exc:
+            # Only our own server saying no is a verdict on the password: another server on
+            # the port would refuse it too, and then ours exits, which the wait reports.
+            if "password authentication failed" in str(exc) and self._serving_this_cluster():
+                raise ServiceError(
+                    f"PostgreSQL on {self.host}:{self.port} refuses user {self.user!r}'s "
+                    f"password: the cluster in {self.pgdata} was initialized with another "
+                    f"one; start it with that password, or delete {self.data_dir} to begin "
+                    "afresh"
+                ) from None
             return False
+
+    def _serving_this_cluster(self) -> bool:
+        """True once our postmaster has written "ready" into its lock file.
+
+        PostgreSQL's postmaster.pid holds the postmaster's pid on line 1 and its status on
+        line 8 (src/include/utils/pidfile.h: LOCK_FILE_LINE_PID, LOCK_FILE_LINE_PM_STATUS,
+        PM_STATUS_READY)."""
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        return (len(lines) >= 8 and lines[0].strip() == str(self.pid)
+                and lines[7].strip() == "ready")
 
     def ensure_database(self, name: str) -> None:
         with self.connect(autocommit=True) as conn:
