@@ -10,7 +10,7 @@ import pytest
 
 from lakeport.dev.ports import free_port, port_in_use
 from lakeport.dev.postgres import PostgresServer
-from lakeport.dev.processes import ServiceError
+from lakeport.dev.processes import ServiceError, ServiceProcess, wait_until_ready
 
 
 def test_postgres_serves_sql_and_databases(postgres_server, postgres_database):
@@ -63,6 +63,14 @@ def test_postgres_with_another_password_says_so_at_once_and_stops():
         assert not port_in_use(second.port)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_a_service_that_never_becomes_ready_is_stopped():
+    service = ServiceProcess("a server that never answers", ["sleep", "600"], None)
+    service.start()
+    with pytest.raises(ServiceError, match="did not become ready within 1s"):
+        wait_until_ready(service, lambda: False, timeout=1, interval=0.1)
+    assert not service.running()
 
 
 def test_s3_endpoint_stores_objects(s3_server):

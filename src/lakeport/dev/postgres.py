@@ -128,12 +128,8 @@ class PostgresServer(ServerProcess):
             die_with_parent=False,
         )
         self._service.start()
-        try:
-            wait_until_ready(self._service, self._accepts_connections, timeout,
-                             hint="is the port taken?")
-        except ServiceError:
-            self._service.stop()  # nothing left half-started
-            raise
+        wait_until_ready(self._service, self._accepts_connections, timeout,
+                         hint="is the port taken?")
 
     def _accepts_connections(self) -> bool:
         try:

@@ -167,23 +167,29 @@ def wait_until_ready(
 ) -> None:
     """Poll `ready` until it is true. Fail with a `ServiceError` naming `what` (the
     service's name by default) when the process exits first, with its code, `hint` and the
-    end of its log, or when `timeout` seconds pass; raise `Stopped` when asked to stop."""
+    end of its log, when `timeout` seconds pass, or when `ready` itself raises one; the
+    service is stopped first, so a failed start leaves nothing running. Raise `Stopped`
+    when asked to stop (the caller stops what it started)."""
     what = what or service.name
     deadline = time.monotonic() + timeout
-    while not ready():
-        if stop_requested is not None and stop_requested.is_set():
-            raise Stopped()
-        if not service.running():
-            because = f" ({hint})" if hint else ""
-            raise ServiceError(
-                f"{what} exited with code {service.returncode} while starting{because}; "
-                f"last lines of {service.log_file or 'its output (not kept)'}:\n"
-                f"{service.log_tail()}"
-            )
-        if time.monotonic() > deadline:
-            raise ServiceError(f"{what} did not become ready within {timeout:.0f}s; "
-                               f"see {service.log_file or 'its output (not kept)'}")
-        time.sleep(interval)
+    try:
+        while not ready():
+            if stop_requested is not None and stop_requested.is_set():
+                raise Stopped()
+            if not service.running():
+                because = f" ({hint})" if hint else ""
+                raise ServiceError(
+                    f"{what} exited with code {service.returncode} while starting{because}; "
+                    f"last lines of {service.log_file or 'its output (not kept)'}:\n"
+                    f"{service.log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise ServiceError(f"{what} did not become ready within {timeout:.0f}s; "
+                                   f"see {service.log_file or 'its output (not kept)'}")
+            time.sleep(interval)
+    except ServiceError:
+        service.stop()
+        raise
 
 
 def log_tail(path: Path | None, lines: int = 25) -> str:
